@@ -1,0 +1,81 @@
+"""Datasets and their tasks.
+
+Embedded datasets need no network: ``shapes`` and ``synthetic`` are generated
+from a seed, ``digits`` and ``multidigits`` are built from the 8x8 handwritten
+digits that scikit-learn ships.
+
+    >>> from mtlcore.data import list_datasets, load_dataset
+    >>> data = load_dataset("shapes", seed=0, n_samples=600)
+"""
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from .base import DATASETS, DatasetInfo, MTLData, Split, TaskSpec
+
+# Importing the modules registers the datasets.
+from . import shapes, digits, multidigits, synthetic  # noqa: E402,F401
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "MTLData",
+    "Split",
+    "TaskSpec",
+    "dataset_info",
+    "list_datasets",
+    "load_dataset",
+]
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """Every registered dataset, in registration order."""
+    return [DATASETS.get(name) for name in DATASETS.names()]
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The registry entry of ``name``; an unknown name lists the valid ones."""
+    return DATASETS.get(name)
+
+
+def resolve_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The dataset's defaults overridden by ``options``; unknown options raise."""
+    info = DATASETS.get(name)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(info.options))
+    if unknown:
+        valid = ", ".join(sorted(info.options)) or "none"
+        raise ValueError(
+            f"Dataset {name!r} has no option {unknown[0]!r}; its options are: {valid}."
+        )
+    resolved = dict(info.options)
+    for key, value in options.items():
+        default = info.options[key]
+        # Coerce to the default's type so that "0.5" from a URL becomes 0.5.
+        if isinstance(default, bool):
+            value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+        elif isinstance(default, int) and not isinstance(value, bool):
+            value = int(float(value))
+        elif isinstance(default, float):
+            value = float(value)
+        resolved[key] = value
+    return resolved
+
+
+def load_dataset(name: str, seed: int = 0, **options: Any) -> MTLData:
+    """Build (or fetch from the in-process cache) dataset ``name``.
+
+    The result is cached per (name, seed, options): a warm worker that trains
+    many runs on one dataset generates it once. Callers must not modify the
+    returned tensors in place.
+    """
+    resolved = resolve_options(name, options)
+    return _load_cached(name, seed, json.dumps(resolved, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name: str, seed: int, options_json: str) -> MTLData:
+    info = DATASETS.get(name)
+    return info.build(seed=seed, **json.loads(options_json))

@@ -1,0 +1,173 @@
+"""What every dataset provides: tasks, three splits of tensors, and metadata.
+
+A dataset is a function registered in ``DATASETS`` that takes keyword options
+and a seed and returns an ``MTLData``. Inputs are one tensor per split (images
+as float32 N x C x H x W, vectors as N x D) and targets one tensor per task, so
+the whole of a small dataset can live on the device and a training step is
+just indexing -- no per-sample Python in the hot loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import torch
+
+from ..registry import Registry
+
+TaskKind = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: what it predicts and how it is scored.
+
+    Classification tasks are scored by ``accuracy`` (higher is better);
+    regression tasks by ``mae`` in the target's original units (lower is
+    better), with ``r2`` reported beside it.
+    """
+
+    name: str
+    kind: TaskKind
+    num_classes: int = 0  # classification only
+    classes: tuple[str, ...] = ()  # class names, for display
+    unit: str = ""  # regression only, e.g. "px"
+    description: str = ""
+
+    @property
+    def output_size(self) -> int:
+        return self.num_classes if self.kind == "classification" else 1
+
+    @property
+    def metric(self) -> str:
+        return "accuracy" if self.kind == "classification" else "mae"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.kind == "classification"
+
+    @property
+    def default_loss(self) -> str:
+        return "cross_entropy" if self.kind == "classification" else "mse"
+
+    @property
+    def chance(self) -> float | None:
+        """Accuracy of guessing uniformly (classification), else None."""
+        return 1.0 / self.num_classes if self.kind == "classification" else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "num_classes": self.num_classes,
+            "classes": list(self.classes),
+            "unit": self.unit,
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "description": self.description,
+        }
+
+
+@dataclass
+class Split:
+    """Inputs and per-task targets of one split (train, val or test).
+
+    Classification targets are int64 class indices; regression targets are
+    float32 and *standardised* with the training split's mean and std (see
+    ``MTLData.target_stats``) so that all tasks' losses start on one scale.
+    """
+
+    x: torch.Tensor
+    y: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.x.to(device), {t: v.to(device) for t, v in self.y.items()})
+
+    def subset(self, n: int) -> "Split":
+        return Split(self.x[:n], {t: v[:n] for t, v in self.y.items()})
+
+    def select_tasks(self, tasks: list[str] | tuple[str, ...]) -> "Split":
+        return Split(self.x, {t: self.y[t] for t in tasks})
+
+
+@dataclass
+class MTLData:
+    """A loaded dataset: its tasks, its splits and how to read its inputs."""
+
+    name: str
+    tasks: dict[str, TaskSpec]
+    train: Split
+    val: Split
+    test: Split
+    input_kind: Literal["image", "vector"]
+    # (mean, std) of each regression task on the training split; predictions
+    # are multiplied back by std and shifted by mean to report original units.
+    target_stats: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Registry entry: everything known about a dataset without building it."""
+
+    name: str
+    description: str
+    tasks: tuple[TaskSpec, ...]
+    build: Callable[..., MTLData]  # build(seed=..., **options) -> MTLData
+    options: dict[str, Any]  # option name -> default value
+    option_help: dict[str, str] = field(default_factory=dict)
+    input_kind: Literal["image", "vector"] = "image"
+    # preprocess(PIL.Image) -> tensor shaped like one input; None: no images.
+    preprocess: Callable[..., torch.Tensor] | None = None
+    # Presentation hints for a user's image: what the dataset expects to see.
+    image_hint: str = ""
+
+    def task(self, name: str) -> TaskSpec:
+        for spec in self.tasks:
+            if spec.name == name:
+                return spec
+        valid = ", ".join(t.name for t in self.tasks)
+        raise KeyError(f"Dataset {self.name!r} has no task {name!r}; its tasks are: {valid}.")
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+
+
+def standardise_regression(
+    splits: dict[str, Split], tasks: dict[str, TaskSpec]
+) -> dict[str, tuple[float, float]]:
+    """Standardise each regression target in place with train-split statistics.
+
+    Returns ``{task: (mean, std)}``; ``std`` is never zero so that a constant
+    target (possible on tiny subsets) does not divide by zero.
+    """
+    stats: dict[str, tuple[float, float]] = {}
+    for name, spec in tasks.items():
+        if spec.kind != "regression":
+            continue
+        train = splits["train"].y[name].float()
+        mean = float(train.mean())
+        std = float(train.std()) if train.numel() > 1 else 1.0
+        std = std if std > 1e-8 else 1.0
+        for split in splits.values():
+            split.y[name] = ((split.y[name].float() - mean) / std).float()
+        stats[name] = (mean, std)
+    return stats
+
+
+def split_indices(n: int, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15):
+    """A seeded random permutation cut into train / val / test index tensors."""
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n, generator=g)
+    n_test = max(1, int(round(n * test_fraction)))
+    n_val = max(1, int(round(n * val_fraction)))
+    return perm[n_test + n_val :], perm[n_test : n_test + n_val], perm[:n_test]

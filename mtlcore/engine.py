@@ -1,0 +1,302 @@
+"""The training engine: one train step, evaluation, and the fit loop.
+
+Like minGPT's trainer, the loop knows nothing about particular architectures
+or weighting methods: it asks the model for its outputs and its own penalty,
+hands the per-task losses to the weighting method, and reports progress to
+callbacks (progress bar, metrics file, run store, checkpoints...).
+
+    >>> from mtlcore import ExperimentConfig, fit
+    >>> result = fit(ExperimentConfig())
+    >>> result.summary["test"]["shape"]["accuracy"]
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .config import ExperimentConfig, validate
+from .data import MTLData, Split, TaskSpec, load_dataset
+from .devices import resolve_device
+from .diagnostics import Diagnostics
+from .losses import make_loss
+from .metrics import TaskMeter, score_from_losses
+from .models import MultiTaskModel, build_model
+from .weighting import Weighting, create_weighting
+
+EVAL_BATCH = 1024
+DIVERGED_MESSAGE = (
+    "Training diverged: the loss of task {task!r} became {value} at step {step}. "
+    "Try a lower learning rate (optim.lr, e.g. {lr:g})."
+)
+
+
+class Callback:
+    """Hooks called by ``fit``; override the ones you need."""
+
+    def on_fit_start(self, run: "TrainingRun") -> None: ...
+
+    def on_step_end(self, run: "TrainingRun", logs: dict[str, Any]) -> None: ...
+
+    def on_epoch_end(self, run: "TrainingRun", logs: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, run: "TrainingRun", result: "FitResult") -> None: ...
+
+    def should_stop(self) -> bool:
+        """Return True to cancel the run (checked every step)."""
+        return False
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns: how the run ended and its final metrics."""
+
+    status: str  # finished, cancelled or diverged
+    message: str
+    summary: dict[str, Any]
+    run: "TrainingRun" = field(repr=False)
+
+
+def make_optimizer(config: ExperimentConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    o, wd = config.optim, config.reg.weight_decay
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=wd)
+    if o.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=o.lr, momentum=o.momentum, weight_decay=wd)
+    optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adagrad": torch.optim.Adagrad}
+    return optimizers[o.name](params, lr=o.lr, weight_decay=wd)
+
+
+def make_scheduler(config: ExperimentConfig, optimizer: torch.optim.Optimizer):
+    """An epoch-level learning-rate schedule, or None."""
+    if config.optim.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.train.epochs)
+    if config.optim.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, config.optim.step_size, config.optim.gamma)
+    return None
+
+
+class TrainingRun:
+    """Everything one training run holds: data, model, optimiser, method.
+
+    Built from a config by ``TrainingRun.create``; ``fit`` drives it.
+    """
+
+    def __init__(self, config: ExperimentConfig, data: MTLData, device: torch.device):
+        self.config = config
+        self.device = device
+        self.specs: dict[str, TaskSpec] = {t: data.tasks[t] for t in config.tasks}
+        self.target_stats = {t: data.target_stats[t] for t in config.tasks if t in data.target_stats}
+        self.input_kind = data.input_kind
+        self.input_shape = data.input_shape
+        train = data.train if not config.train.max_samples else data.train.subset(config.train.max_samples)
+        # Small datasets live on the device: a step is indexing, not copying.
+        self.splits: dict[str, Split] = {
+            "train": train.select_tasks(config.tasks).to(device),
+            "val": data.val.select_tasks(config.tasks).to(device),
+            "test": data.test.select_tasks(config.tasks).to(device),
+        }
+        torch.manual_seed(config.seed)
+        self.model: MultiTaskModel = build_model(config, list(self.specs.values()), data.input_kind,
+                                                 data.input_shape).to(device)
+        self.loss_fns = {t: make_loss(spec, config.loss) for t, spec in self.specs.items()}
+        self.weighting: Weighting = create_weighting(config.weighting.method, **config.weighting.options)
+        self.weighting.setup(list(config.tasks), dict(config.loss.weights), self.model)
+        params = list(self.model.parameters()) + list(self.weighting.parameters())
+        self.optimizer = make_optimizer(config, params)
+        self.scheduler = make_scheduler(config, self.optimizer)
+        self.diagnostics = Diagnostics(config.train.diagnostics_every)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.epoch = 0
+
+    @classmethod
+    def create(cls, config: ExperimentConfig, device: torch.device | str | None = None) -> "TrainingRun":
+        validate(config)
+        device = resolve_device(config.device) if device is None else torch.device(device)
+        data = load_dataset(config.dataset.name, seed=config.dataset.seed, **config.dataset.options)
+        return cls(config, data, device)
+
+    # ----- one step ---------------------------------------------------------
+    def task_losses(self, x: torch.Tensor, y: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Forward pass: each task's output and its loss on the batch."""
+        outputs = self.model(x)
+        return outputs, {t: self.loss_fns[t](outputs[t], y[t]) for t in self.specs}
+
+    def regularisers(self) -> torch.Tensor:
+        """L1 on the trunk plus the architecture's own penalty (soft sharing)."""
+        extra = self.model.penalty()
+        if self.config.reg.l1 > 0:
+            extra = extra + self.config.reg.l1 * sum(p.abs().sum() for p in self.model.trunk_parameters())
+        return extra
+
+    def train_step(self, x: torch.Tensor, y: dict[str, torch.Tensor]):
+        """One optimisation step; returns outputs, losses and task weights."""
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        outputs, losses = self.task_losses(x, y)
+        weights = self.weighting.backward(losses, self.model, self.regularisers())
+        self.optimizer.step()
+        self.step += 1
+        return outputs, losses, weights
+
+    def batches(self, split: Split, batch_size: int, shuffle: bool):
+        """Index batches of a split that lives on the device.
+
+        A final batch of one sample is dropped while training: BatchNorm
+        cannot normalise a single example.
+        """
+        n = len(split)
+        order = torch.randperm(n, generator=self.generator).to(self.device) if shuffle else torch.arange(n, device=self.device)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            if shuffle and idx.numel() < 2:
+                break
+            yield split.x[idx], {t: v[idx] for t, v in split.y.items()}
+
+    def steps_per_epoch(self) -> int:
+        """Training steps in one epoch (a last batch of one sample is dropped)."""
+        n, size = len(self.splits["train"]), self.config.train.batch_size
+        return max(1, n // size + (1 if n % size > 1 else 0))
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch() * self.config.train.epochs
+
+    def new_meters(self) -> dict[str, TaskMeter]:
+        return {t: TaskMeter(spec, self.target_stats.get(t, (0.0, 1.0))[1]) for t, spec in self.specs.items()}
+
+    @torch.no_grad()
+    def evaluate(self, split_name: str) -> dict[str, dict[str, float]]:
+        """Loss and metrics of every task on ``split_name``, in eval mode."""
+        self.model.eval()
+        meters = self.new_meters()
+        for x, y in self.batches(self.splits[split_name], EVAL_BATCH, shuffle=False):
+            outputs, losses = self.task_losses(x, y)
+            for t, meter in meters.items():
+                meter.update(outputs[t], y[t], losses[t])
+        return {t: meter.result() for t, meter in meters.items()}
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model for prediction (plain types + tensors)."""
+        return {
+            "format": 1,
+            "config": self.config.to_dict(),
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "weighting": self.weighting.state_dict(),
+            "tasks": {t: spec.as_dict() for t, spec in self.specs.items()},
+            "target_stats": {t: list(v) for t, v in self.target_stats.items()},
+            "input_kind": self.input_kind,
+            "input_shape": list(self.input_shape),
+            "epoch": self.epoch,
+            "step": self.step,
+        }
+
+
+def first_non_finite(losses: dict[str, torch.Tensor]) -> tuple[str, float] | None:
+    for task, loss in losses.items():
+        value = float(loss)
+        if not math.isfinite(value):
+            return task, value
+    return None
+
+
+def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ...] = (),
+        device: torch.device | str | None = None, run: TrainingRun | None = None) -> FitResult:
+    """Train ``config`` to the end, to early stopping, to divergence or to cancellation.
+
+    Logs per-task training losses every ``train.log_every`` steps and per-task
+    train/validation loss and metric every epoch through ``callbacks``, then
+    evaluates on the test split. Reproducible on the CPU for a fixed seed.
+    """
+    started = time.perf_counter()
+    run = run or TrainingRun.create(config, device)
+    cfg = run.config
+    for cb in callbacks:
+        cb.on_fit_start(run)
+
+    status, message = "finished", ""
+    best_score, best_state, best_epoch, stale = math.inf, None, 0, 0
+    history: list[dict[str, Any]] = []
+
+    for epoch in range(1, cfg.train.epochs + 1):
+        run.epoch = epoch
+        meters = run.new_meters()
+        for x, y in run.batches(run.splits["train"], cfg.train.batch_size, shuffle=True):
+            if any(cb.should_stop() for cb in callbacks):
+                status, message = "cancelled", f"Cancelled at step {run.step} (epoch {epoch})."
+                break
+            outputs, losses, weights = run.train_step(x, y)
+            bad = first_non_finite(losses)
+            if bad is not None:
+                status = "diverged"
+                message = DIVERGED_MESSAGE.format(task=bad[0], value=bad[1], step=run.step, lr=cfg.optim.lr / 10)
+                break
+            for t, meter in meters.items():
+                meter.update(outputs[t], y[t], losses[t])
+            if run.step % cfg.train.log_every == 0:
+                logs = {
+                    "step": run.step,
+                    "epoch": epoch,
+                    "progress": run.step / run.total_steps,
+                    "loss": {t: float(v) for t, v in losses.items()},
+                    "weight": weights,
+                }
+                if cfg.train.diagnostics_every and run.step % cfg.train.diagnostics_every == 0:
+                    logs["diagnostics"] = run.diagnostics.after_step(run, x, y)
+                for cb in callbacks:
+                    cb.on_step_end(run, logs)
+        if status != "finished":
+            break
+        train_metrics = {t: m.result() for t, m in meters.items()}
+        val_metrics = run.evaluate("val")
+        run.weighting.end_epoch(epoch, {t: v["loss"] for t, v in train_metrics.items()})
+        if run.scheduler is not None:
+            run.scheduler.step()
+        epoch_logs = {
+            "epoch": epoch,
+            "step": run.step,
+            "lr": run.optimizer.param_groups[0]["lr"],
+            "train": train_metrics,
+            "val": val_metrics,
+        }
+        if cfg.train.diagnostics_every:
+            epoch_logs["diagnostics"] = run.diagnostics.end_epoch(run)
+        history.append(epoch_logs)
+        for cb in callbacks:
+            cb.on_epoch_end(run, epoch_logs)
+        # Early stopping watches the weighted validation loss.
+        score = score_from_losses({t: v["loss"] for t, v in val_metrics.items()}, dict(cfg.loss.weights))
+        if score < best_score - 1e-6:
+            best_score, best_epoch, stale = score, epoch, 0
+            if cfg.train.patience:
+                best_state = copy.deepcopy(run.model.state_dict())
+        else:
+            stale += 1
+            if cfg.train.patience and stale >= cfg.train.patience:
+                message = f"Stopped early after epoch {epoch}: no validation gain for {stale} epochs; kept epoch {best_epoch}."
+                break
+
+    if best_state is not None and status == "finished":
+        run.model.load_state_dict(best_state)
+    summary: dict[str, Any] = {
+        "status": status,
+        "epochs": run.epoch,
+        "steps": run.step,
+        "best_epoch": best_epoch,
+        "device": str(run.device),
+        "seconds": round(time.perf_counter() - started, 3),
+        "tasks": {t: spec.as_dict() for t, spec in run.specs.items()},
+    }
+    if status != "diverged":
+        summary["val"] = run.evaluate("val")
+        summary["test"] = run.evaluate("test")
+    summary["message"] = message or {"finished": f"Finished {run.epoch} epochs ({run.step} steps)."}.get(status, "")
+    result = FitResult(status, summary["message"], summary, run)
+    for cb in callbacks:
+        cb.on_fit_end(run, result)
+    return result

@@ -1,0 +1,61 @@
+"""Cross-stitch networks (Misra, Shrivastava, Gupta & Hebert, CVPR 2016).
+
+Each task has its own column of trunk stages. After every stage but the
+last, a cross-stitch unit lets each task's next stage see a learned mix of
+all columns' features:
+
+    x_t' = sum_s alpha[t, s] * x_s
+
+alpha starts near the identity (each task mostly keeps its own features),
+so training begins like separate networks and learns how much to share.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import ARCHITECTURES, MultiTaskModel, TrunkFactory
+
+
+class CrossStitchUnit(nn.Module):
+    """A learned T x T mixing matrix applied across the task columns."""
+
+    def __init__(self, n_tasks: int, self_weight: float = 0.9):
+        super().__init__()
+        other = (1.0 - self_weight) / max(1, n_tasks - 1)
+        alpha = torch.full((n_tasks, n_tasks), other)
+        alpha.fill_diagonal_(self_weight if n_tasks > 1 else 1.0)
+        self.alpha = nn.Parameter(alpha)
+
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        stacked = torch.stack(features)  # T x N x ...
+        mixed = torch.einsum("ts,s...->t...", self.alpha, stacked)
+        return list(mixed.unbind(0))
+
+
+@ARCHITECTURES.register("cross_stitch")
+class CrossStitch(MultiTaskModel):
+    summary = "One column per task, with learned units that mix the columns' features."
+
+    def __init__(self, tasks: dict[str, int], make_trunk: TrunkFactory, **_):
+        super().__init__(tasks)
+        self.columns = nn.ModuleDict({t: make_trunk() for t in tasks})
+        n_stages = len(next(iter(self.columns.values())).stages)
+        self.stitches = nn.ModuleList(CrossStitchUnit(len(tasks)) for _ in range(n_stages - 1))
+        self.heads = self.make_heads(next(iter(self.columns.values())).out_features, tasks)
+
+    def forward(self, x):
+        features = [x for _ in self.task_names]
+        columns = [self.columns[t] for t in self.task_names]
+        for i, stitch in enumerate([*self.stitches, None]):
+            features = [column.stages[i](f) for column, f in zip(columns, features)]
+            if stitch is not None:
+                features = stitch(features)
+        return {t: self.heads[t](f) for t, f in zip(self.task_names, features)}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        # Through the stitches every column receives every task's gradient.
+        return list(self.columns.parameters()) + list(self.stitches.parameters())
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        return list(self.heads[task].parameters())

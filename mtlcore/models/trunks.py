@@ -1,0 +1,122 @@
+"""Trunks: the feature extractors that tasks share (or each own a copy of).
+
+A trunk maps an input batch to a batch of feature vectors of size
+``out_features``. It is split into ``stages`` so that cross-stitch units can
+be placed between stages; running the stages in order is the whole trunk.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class Trunk(nn.Module):
+    """A sequence of stages; ``forward`` runs them all."""
+
+    out_features: int
+
+    def __init__(self, stages: list[nn.Module], out_features: int):
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+
+def conv_block(in_channels: int, out_channels: int, batchnorm: bool) -> nn.Sequential:
+    """conv 3x3 -> (BatchNorm) -> ReLU -> 2x2 max-pool: halves the image side."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batchnorm)]
+    if batchnorm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers)
+
+
+def small_cnn(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout: float) -> Trunk:
+    """A small CNN for images of 8 to 64 pixels a side.
+
+    Up to three conv blocks (fewer for tiny images such as the 8x8 digits),
+    then the feature map is *flattened* rather than globally averaged: the
+    position tasks (``x``, ``y`` of shapes) need to know where things are.
+    """
+    channels, height, width_px = input_shape
+    side = min(height, width_px)
+    n_blocks = max(1, min(3, int(math.log2(side)) - 1))  # 8 px -> 2 blocks, 32 px -> 3
+    stages: list[nn.Module] = []
+    c_in = channels
+    for i in range(n_blocks):
+        c_out = width * min(2**i, 2)
+        stages.append(conv_block(c_in, c_out, batchnorm))
+        c_in = c_out
+    final_side = min(4, side // 2**n_blocks)
+    hidden = 4 * width
+    head: list[nn.Module] = [
+        nn.AdaptiveAvgPool2d(final_side),
+        nn.Flatten(),
+        nn.Linear(c_in * final_side * final_side, hidden),
+        nn.ReLU(inplace=True),
+    ]
+    if dropout > 0:
+        head.append(nn.Dropout(dropout))
+    stages.append(nn.Sequential(*head))
+    return Trunk(stages, hidden)
+
+
+def mlp(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout: float, layers: int = 2) -> Trunk:
+    """Fully connected layers for vector inputs (or flattened small images)."""
+    in_features = int(math.prod(input_shape))
+    hidden = 2 * width
+    stages: list[nn.Module] = []
+    for i in range(layers):
+        block: list[nn.Module] = [nn.Flatten()] if i == 0 else []
+        block.append(nn.Linear(in_features if i == 0 else hidden, hidden))
+        if batchnorm:
+            block.append(nn.BatchNorm1d(hidden))
+        block.append(nn.ReLU(inplace=True))
+        if dropout > 0:
+            block.append(nn.Dropout(dropout))
+        stages.append(nn.Sequential(*block))
+    return Trunk(stages, hidden)
+
+
+def resnet18(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout: float) -> Trunk:
+    """torchvision's ResNet-18, randomly initialised, adapted to small images.
+
+    The 7x7 stride-2 stem and its max-pool would shrink a 32 px image to
+    nothing useful, so (as is usual for CIFAR-sized inputs) the stem becomes a
+    3x3 stride-1 convolution. ``width`` and ``batchnorm`` do not apply: it is
+    torchvision's model as published.
+    """
+    from torchvision.models import resnet18 as tv_resnet18
+
+    net = tv_resnet18(weights=None)
+    net.conv1 = nn.Conv2d(input_shape[0], 64, 3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu)
+    tail: list[nn.Module] = [net.layer4, net.avgpool, nn.Flatten()]
+    if dropout > 0:
+        tail.append(nn.Dropout(dropout))
+    stages = [nn.Sequential(stem, net.layer1), net.layer2, net.layer3, nn.Sequential(*tail)]
+    return Trunk(stages, 512)
+
+
+TRUNK_BUILDERS = {"cnn": small_cnn, "mlp": mlp, "resnet18": resnet18}
+
+
+def build_trunk(name: str, input_kind: str, input_shape: tuple[int, ...], width: int,
+                batchnorm: bool, dropout: float) -> Trunk:
+    """The trunk called ``name``; ``auto`` is a CNN for images, an MLP for vectors."""
+    if name == "auto":
+        name = "cnn" if input_kind == "image" else "mlp"
+    return TRUNK_BUILDERS[name](input_shape, width, batchnorm, dropout)
+
+
+def make_head(in_features: int, out_features: int) -> nn.Module:
+    """A task's own head: one hidden layer, then the task's outputs."""
+    hidden = max(16, in_features // 2)
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_features))

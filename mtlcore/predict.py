@@ -1,0 +1,105 @@
+"""Per-task predictions of a trained model on a user's image.
+
+The checkpoint holds the config, the weights and the tasks; the model is
+rebuilt from them and the image goes through the *same* preprocessing as the
+dataset (``DatasetInfo.preprocess``), so that what the model sees at
+prediction time looks like what it saw in training.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ExperimentConfig
+from .data import TaskSpec, dataset_info
+from .images import read_image
+from .models import MultiTaskModel, build_model
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or from an unknown format."""
+
+
+@dataclass
+class LoadedModel:
+    """A model rebuilt from a checkpoint, ready to predict."""
+
+    model: MultiTaskModel
+    config: ExperimentConfig
+    tasks: dict[str, TaskSpec]
+    target_stats: dict[str, tuple[float, float]]
+    epoch: int
+
+
+def load_checkpoint_file(path: Path | str, device: str = "cpu") -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``; bad files give one sentence."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}: it is written at the end of each epoch.")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # torch raises many kinds for a corrupt file
+        raise CheckpointError(f"The checkpoint {path} cannot be read ({type(error).__name__}); it may be corrupt or incomplete.") from None
+    if not isinstance(payload, dict) or payload.get("format") != 1:
+        raise CheckpointError(f"The file {path} is not an MTL Lab checkpoint.")
+    return payload
+
+
+def load_model(path: Path | str, device: str = "cpu") -> LoadedModel:
+    """Rebuild the trained model stored in the checkpoint at ``path``."""
+    payload = load_checkpoint_file(path, device)
+    config = ExperimentConfig.from_dict(payload["config"])
+    tasks = {
+        name: TaskSpec(name=d["name"], kind=d["kind"], num_classes=d["num_classes"],
+                       classes=tuple(d["classes"]), unit=d["unit"], description=d["description"])
+        for name, d in payload["tasks"].items()
+    }
+    model = build_model(config, list(tasks.values()), payload["input_kind"], tuple(payload["input_shape"]))
+    model.load_state_dict(payload["model"])
+    model.to(device).eval()
+    stats = {t: (float(v[0]), float(v[1])) for t, v in payload["target_stats"].items()}
+    return LoadedModel(model, config, tasks, stats, int(payload.get("epoch", 0)))
+
+
+def preprocess(image_source: Any, dataset: str) -> torch.Tensor:
+    """A user's image (bytes, path or file) as one input of ``dataset``."""
+    info = dataset_info(dataset)
+    if info.preprocess is None:
+        raise ValueError(f"Dataset {dataset!r} has no images; its inputs are vectors.")
+    return info.preprocess(read_image(image_source))
+
+
+@torch.no_grad()
+def predict_tensor(loaded: LoadedModel, x: torch.Tensor) -> dict[str, dict[str, Any]]:
+    """Each task's prediction for one preprocessed input ``x``."""
+    device = next(loaded.model.parameters()).device
+    outputs = loaded.model(x.unsqueeze(0).to(device))
+    result: dict[str, dict[str, Any]] = {}
+    for task, spec in loaded.tasks.items():
+        out = outputs[task][0].float().cpu()
+        if spec.kind == "classification":
+            probs = torch.softmax(out, dim=-1)
+            names = list(spec.classes) or [str(i) for i in range(spec.num_classes)]
+            best = int(probs.argmax())
+            result[task] = {
+                "kind": "classification",
+                "class": names[best],
+                "probability": float(probs[best]),
+                "probabilities": {n: float(p) for n, p in zip(names, probs)},
+            }
+        else:
+            mean, std = loaded.target_stats.get(task, (0.0, 1.0))
+            result[task] = {"kind": "regression", "value": float(out[0]) * std + mean, "unit": spec.unit}
+    return result
+
+
+def predict_image(loaded: LoadedModel, image_source: Any) -> dict[str, Any]:
+    """Preprocess a user's image and predict every task; also report the time."""
+    started = time.perf_counter()
+    x = preprocess(image_source, loaded.config.dataset.name)
+    predictions = predict_tensor(loaded, x)
+    return {"predictions": predictions, "milliseconds": round((time.perf_counter() - started) * 1000, 1)}

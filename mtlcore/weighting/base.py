@@ -1,0 +1,129 @@
+"""How a multi-task model turns its per-task losses into one update.
+
+Two families share one interface, ``Weighting``:
+
+* loss weighting (``LossWeighting``): choose a weight w_t per task and
+  back-propagate  sum_t u_t * w_t * L_t + extra,  where u_t is the user's
+  slider weight. ``static`` keeps w_t = 1, ``uncertainty`` learns it, ...
+* gradient combination: compute each task's gradient on the shared
+  parameters and combine them (MGDA, PCGrad, UPGrad, ... via torchjd).
+
+The engine only ever calls ``setup``, ``backward``, ``end_epoch``,
+``parameters`` and ``state_dict``; it never asks which method it holds.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import torch
+
+from ..registry import Registry
+
+
+class Weighting:
+    """Base class of every weighting / gradient-combination method.
+
+    Constructors store their keyword options and do no work (scikit-learn
+    style); ``setup`` receives the tasks and the model when training starts.
+    """
+
+    #: One line for the app's selector.
+    summary: ClassVar[str] = ""
+    #: True when the method computes each task's gradient separately.
+    needs_task_gradients: ClassVar[bool] = False
+    #: True when the method works on the gradients of shared parameters, so
+    #: it needs an architecture that has some (not soft sharing) and 2+ tasks.
+    needs_shared_parameters: ClassVar[bool] = False
+
+    def __init__(self, **options: Any):
+        self.options = options
+        self.tasks: list[str] = []
+        self.user_weights: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({args})"
+
+    # ----- lifecycle -----------------------------------------------------
+    def setup(self, tasks: list[str], user_weights: dict[str, float], model: torch.nn.Module) -> None:
+        """Called once before training: the tasks, their slider weights, the model."""
+        self.tasks = list(tasks)
+        self.user_weights = {t: float(user_weights.get(t, 1.0)) for t in tasks}
+
+    def parameters(self) -> list[torch.Tensor]:
+        """Learnable parameters of the method itself (optimised with the model)."""
+        return []
+
+    def backward(
+        self, losses: dict[str, torch.Tensor], model: torch.nn.Module, extra: torch.Tensor
+    ) -> dict[str, float]:
+        """Fill ``.grad`` of the model's parameters from ``losses``.
+
+        ``extra`` is the sum of regularisers (L1, soft-sharing penalty) to add
+        to every update. Returns the effective weight of each task, for logging.
+        """
+        raise NotImplementedError
+
+    def end_epoch(self, epoch: int, train_losses: dict[str, float]) -> None:
+        """Called after each epoch with its mean training loss per task."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    @classmethod
+    def incompatibility(cls, config: Any) -> str | None:
+        """A sentence saying why ``config`` cannot use this method, or None.
+
+        Checks the method's options (unknown names, bad values) and, for a
+        method that ``needs_shared_parameters``, the architecture and the
+        number of tasks. Subclasses may add their own checks.
+        """
+        name = config.weighting.method
+        accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "options")]
+        for key in config.weighting.options:
+            if key not in accepted:
+                valid = ", ".join(accepted) if accepted else "none"
+                return f"Weighting method {name} has no option {key!r} (weighting.{key}); its options are: {valid}."
+        try:
+            cls(**config.weighting.options)
+        except (TypeError, ValueError) as error:
+            return f"weighting.method={name}: {error}"
+        if not cls.needs_shared_parameters:
+            return None
+        if len(config.tasks) < 2:
+            return (f"{name} balances the gradients of several tasks, and this run trains one task; "
+                    "add tasks or choose static.")
+        from ..models import ARCHITECTURES  # here: the models import this package's siblings
+
+        arch = config.model.arch
+        if not ARCHITECTURES.get(arch).has_shared_parameters:
+            return (f"{name} combines the tasks' gradients on shared parameters, and {arch} sharing "
+                    f"(model.arch={arch}) has none; choose hard, cross_stitch or mmoe, "
+                    "or a loss-weighting method such as uncertainty or dwa.")
+        return None
+
+
+class LossWeighting(Weighting):
+    """A method that only chooses per-task weights w_t for the summed loss."""
+
+    def weights(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | float]:
+        """The method's weight w_t of each task for this step."""
+        raise NotImplementedError
+
+    def backward(self, losses, model, extra):
+        weights = self.weights(losses)
+        total = extra + sum(self.user_weights[t] * weights[t] * losses[t] for t in self.tasks)
+        total.backward()
+        return {t: float(self.user_weights[t] * weights[t]) for t in self.tasks}
+
+
+WEIGHTINGS: Registry[type[Weighting]] = Registry("weighting method")
+
+
+def create_weighting(name: str, **options: Any) -> Weighting:
+    """``create_weighting("dwa", temperature=2.0)``; unknown names list valid ones."""
+    return WEIGHTINGS.get(name)(**options)

@@ -1,0 +1,30 @@
+"""The user's own weights: total = sum_t u_t * L_t (the sliders)."""
+from __future__ import annotations
+
+from .base import WEIGHTINGS, LossWeighting
+
+
+@WEIGHTINGS.register("static")
+class StaticWeighting(LossWeighting):
+    """Fixed weights set by hand: w_t = 1, so the update follows sum_t u_t L_t."""
+
+    summary = "Your slider weights, fixed during training."
+
+    def weights(self, losses):
+        return {t: 1.0 for t in self.tasks}
+
+
+@WEIGHTINGS.register("equal")
+class EqualWeighting(LossWeighting):
+    """Every task weighs 1, whatever the sliders say: sum_t L_t.
+
+    The baseline that most MTL papers compare against.
+    """
+
+    summary = "Every task counts the same (ignores the sliders)."
+
+    def setup(self, tasks, user_weights, model):
+        super().setup(tasks, {t: 1.0 for t in tasks}, model)
+
+    def weights(self, losses):
+        return {t: 1.0 for t in self.tasks}
