@@ -18,10 +18,12 @@ from .config import ExperimentConfig
 from .data import TaskSpec, dataset_info
 from .images import read_image
 from .models import MultiTaskModel, build_model
+from .runs.checkpoints import load_checkpoint
+from .runs.errors import StoreError
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable or from an unknown format."""
+# A missing or damaged checkpoint: one sentence (the run store's error).
+CheckpointError = StoreError
 
 
 @dataclass
@@ -35,23 +37,9 @@ class LoadedModel:
     epoch: int
 
 
-def load_checkpoint_file(path: Path | str, device: str = "cpu") -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``; bad files give one sentence."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"No checkpoint at {path}: it is written at the end of each epoch.")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # torch raises many kinds for a corrupt file
-        raise CheckpointError(f"The checkpoint {path} cannot be read ({type(error).__name__}); it may be corrupt or incomplete.") from None
-    if not isinstance(payload, dict) or payload.get("format") != 1:
-        raise CheckpointError(f"The file {path} is not an MTL Lab checkpoint.")
-    return payload
-
-
 def load_model(path: Path | str, device: str = "cpu") -> LoadedModel:
     """Rebuild the trained model stored in the checkpoint at ``path``."""
-    payload = load_checkpoint_file(path, device)
+    payload = load_checkpoint(path, device)
     config = ExperimentConfig.from_dict(payload["config"])
     tasks = {
         name: TaskSpec(name=d["name"], kind=d["kind"], num_classes=d["num_classes"],

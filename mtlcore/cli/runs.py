@@ -1,0 +1,123 @@
+"""Background runs from a terminal: ``worker``, ``submit``, ``cancel``, ``runs``.
+
+    python -m mtlcore worker                      # train queued runs, one after another
+    python -m mtlcore submit --set tasks=shape,color --label baseline   # prints the run id
+    python -m mtlcore runs                        # a table; --json for scripts
+    python -m mtlcore cancel RUN_ID
+
+All four share the data folder given by ``--home`` (default: MTL_HOME, else
+~/.mtl-lab) with the app.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from .common import CommandError, add_config_arguments, config_from_args
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("worker", help="train queued background runs, one after another")
+    _add_home(parser)
+    parser.add_argument("--once", action="store_true", help="train at most one queued run, then exit")
+    parser.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                        help="exit after this many seconds with nothing queued (default: wait forever)")
+    parser.add_argument("--device", help="train on this device (e.g. cuda:1) unless a run asks for cpu")
+    parser.set_defaults(func=worker)
+
+    parser = subparsers.add_parser("submit", help="queue a background run; prints its id")
+    add_config_arguments(parser)
+    parser.add_argument("--label", required=True, help="a name for the run, shown in the app")
+    parser.add_argument("--owner", default="anonymous", help="whose run it is (default: anonymous)")
+    _add_home(parser)
+    parser.set_defaults(func=submit)
+
+    parser = subparsers.add_parser("cancel", help="stop a queued or running background run")
+    parser.add_argument("run_id", metavar="ID")
+    parser.add_argument("--owner", help="refuse unless the run belongs to this person")
+    _add_home(parser)
+    parser.set_defaults(func=cancel)
+
+    parser = subparsers.add_parser("runs", help="list background runs, newest first")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.add_argument("--owner", help="only this person's runs")
+    parser.add_argument("--state", action="append", metavar="STATE", help="only runs in this state (repeatable)")
+    _add_home(parser)
+    parser.set_defaults(func=list_runs)
+
+
+def _add_home(parser) -> None:
+    parser.add_argument("--home", metavar="DIR", help="the data folder (default: $MTL_HOME, else ~/.mtl-lab)")
+
+
+def _store(args):
+    from ..runs import RunStore, StoreError
+
+    try:
+        return RunStore(args.home)
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+
+
+def worker(args) -> int:
+    from ..runs import run_worker
+
+    _store(args)  # a clear sentence for an unwritable folder, before loading torch models
+    trained = run_worker(args.home, once=args.once, idle_exit=args.idle_exit, device=args.device)
+    print(f"Worker stopped after training {trained} run(s).")
+    return 0
+
+
+def submit(args) -> int:
+    from ..runs import QueueFullError, Runner
+
+    store = _store(args)
+    config = config_from_args(args)
+    try:
+        run_id = Runner(store, max_workers=1).submit(config, label=args.label, owner=args.owner)
+    except QueueFullError as error:
+        raise CommandError(str(error)) from None
+    print(run_id)  # only the id on stdout, so scripts can capture it
+    if not store.live_workers():
+        print("Queued. No worker is running yet: start one with `python -m mtlcore worker`.", file=sys.stderr)
+    return 0
+
+
+def cancel(args) -> int:
+    from ..runs import NotOwnerError, Runner, StoreError
+
+    try:
+        print(Runner(_store(args), max_workers=1).cancel(args.run_id, owner=args.owner))
+    except (StoreError, NotOwnerError) as error:
+        raise CommandError(str(error)) from None
+    return 0
+
+
+def list_runs(args) -> int:
+    from ..runs import STATES
+
+    for state in args.state or []:
+        if state not in STATES:
+            raise CommandError(f"Unknown state {state!r}; choose one of: {', '.join(STATES)}.")
+    runs = _store(args).list_runs(owner=args.owner, states=args.state)
+    if args.json:
+        print(json.dumps([run.as_dict() for run in runs], indent=2))
+    else:
+        print(format_table(runs))
+    return 0
+
+
+def format_table(runs) -> str:
+    """Runs as an aligned table, one a line."""
+    if not runs:
+        return "No runs yet; queue one with `python -m mtlcore submit --label NAME`."
+    header = ("ID", "LABEL", "OWNER", "STATE", "PROGRESS", "CREATED", "MESSAGE")
+    rows = [header] + [
+        (r.id, r.label, r.owner, r.state, f"{r.progress:.0%}",
+         time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at)), r.message)
+        for r in runs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows)
+    return "\n".join(line.rstrip() for line in lines)

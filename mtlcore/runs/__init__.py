@@ -1,0 +1,46 @@
+"""Background runs: a queue in a SQLite store, worker processes that train, cancel.
+
+In class, everyone's runs train in the background, in order, without
+freezing pages, and nothing is lost when a tab closes, a worker dies or the
+app restarts. One file per job:
+
+    home.py         where the data folder is (MTL_HOME, else ~/.mtl-lab)
+    database.py     the SQLite file: tables, WAL mode, one connection per call
+    record.py       RunRecord (one run's row), the run states, run ids
+    store.py        RunStore: runs, metrics, workers; claiming; crash recovery
+    callback.py     StoreCallback: streams a training run's metrics into the store
+    checkpoints.py  load_checkpoint (weights_only=True)
+    worker.py       run_worker: the loop of a worker process
+    runner.py       Runner: submit, cancel, ensure_workers (what the app calls)
+    processes.py    is a process alive, stop it
+
+    >>> from mtlcore.runs import RunStore, Runner
+    >>> runner = Runner(RunStore())
+    >>> runner.ensure_workers()
+    >>> run_id = runner.submit(config, label="baseline", owner="alice")
+    >>> runner.store.step_metrics(run_id)
+"""
+from .callback import StoreCallback
+from .checkpoints import load_checkpoint
+from .errors import NotOwnerError, QueueFullError, StoreError
+from .home import default_home
+from .record import ACTIVE_STATES, FINAL_STATES, STATES, RunRecord
+from .runner import Runner
+from .store import RunStore
+from .worker import run_worker
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FINAL_STATES",
+    "NotOwnerError",
+    "QueueFullError",
+    "RunRecord",
+    "RunStore",
+    "Runner",
+    "STATES",
+    "StoreCallback",
+    "StoreError",
+    "default_home",
+    "load_checkpoint",
+    "run_worker",
+]

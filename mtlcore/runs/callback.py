@@ -1,0 +1,76 @@
+"""StoreCallback: what a worker's training run writes to the store as it goes.
+
+Writes are batched: a tiny model can log hundreds of steps a second, and one
+transaction per step would spend more time in SQLite than in training. Step
+logs are flushed at most every FLUSH_EVERY seconds, so a page polling the
+store sees a new point well within a second.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from ..callbacks import save_checkpoint
+from ..engine import Callback, FitResult, TrainingRun
+from .store import RunStore
+
+FLUSH_EVERY = 0.25  # seconds between writes of buffered step logs
+CANCEL_CHECK_EVERY = 0.25  # seconds between reads of the cancel flag
+
+
+class StoreCallback(Callback):
+    """Streams one run's metrics, progress and checkpoints into ``store``.
+
+    ``should_stop`` turns True when someone cancels the run in the store, or
+    when ``shutdown`` (an Event the worker sets on SIGTERM) is set.
+    """
+
+    def __init__(self, store: RunStore, run_id: str, shutdown: threading.Event | None = None):
+        self.store = store
+        self.run_id = run_id
+        self.shutdown = shutdown or threading.Event()
+        self._pending: list[dict[str, Any]] = []
+        self._progress: float | None = None
+        self._last_flush = 0.0
+        self._last_cancel_check = 0.0
+        self._cancelled = False
+
+    def on_fit_start(self, run: TrainingRun) -> None:
+        self.store.set_device(self.run_id, str(run.device))
+        self.store.run_dir(self.run_id).mkdir(parents=True, exist_ok=True)
+
+    def on_step_end(self, run: TrainingRun, logs: dict[str, Any]) -> None:
+        self._pending.append({**logs, "t": time.time()})
+        self._progress = logs.get("progress", self._progress)
+        if time.monotonic() - self._last_flush >= FLUSH_EVERY:
+            self.flush()
+
+    def on_epoch_end(self, run: TrainingRun, logs: dict[str, Any]) -> None:
+        self.flush()
+        self.store.append_epoch(self.run_id, {**logs, "t": time.time()})
+        save_checkpoint(run.checkpoint(), self.store.checkpoint_path(self.run_id))
+
+    def on_fit_end(self, run: TrainingRun, result: FitResult) -> None:
+        self.flush()
+        # The final checkpoint holds the best epoch's weights when early stopping kept one;
+        # a diverged model is not worth predicting with, so its last good checkpoint stays.
+        if result.status != "diverged":
+            save_checkpoint(run.checkpoint(), self.store.checkpoint_path(self.run_id))
+
+    def should_stop(self) -> bool:
+        if self.shutdown.is_set():
+            return True
+        # fit asks every step; reading the database that often would slow training down.
+        now = time.monotonic()
+        if not self._cancelled and now - self._last_cancel_check >= CANCEL_CHECK_EVERY:
+            self._last_cancel_check = now
+            self._cancelled = self.store.cancel_requested(self.run_id)
+        return self._cancelled
+
+    def flush(self) -> None:
+        """Write buffered step logs and the latest progress."""
+        if self._pending:
+            self.store.append_steps(self.run_id, self._pending, self._progress)
+            self._pending = []
+        self._last_flush = time.monotonic()

@@ -1,0 +1,131 @@
+"""The runner: what the app calls to queue runs, stop them and keep workers going.
+
+    runner = Runner(RunStore())            # st.cache_resource: one per app process
+    runner.ensure_workers()                # on every page load: cheap and idempotent
+    run_id = runner.submit(config, label="wider trunk", owner="alice")
+    runner.cancel(run_id, owner="alice")
+
+Training happens in separate worker processes, never in the page's thread,
+so pages stay responsive. Workers are started detached (their own session),
+so a Streamlit rerun or restart does not kill them, and a restarted app
+finds them through the store instead of starting more.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..config import ExperimentConfig, validate
+from .errors import NotOwnerError
+from .processes import host_name, stop_process
+from .store import RunStore
+
+# Where ``python -m mtlcore`` is importable from, for workers started in another folder.
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+def default_worker_count() -> int:
+    """One worker per CUDA GPU (each trains on its own), else one."""
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+class Runner:
+    """Queues runs in ``store`` and keeps ``max_workers`` worker processes alive.
+
+    ``queue_cap_per_owner`` limits how many runs one person may have *queued
+    or running* at once, so that in class one student cannot fill the queue
+    ahead of everyone else.
+    """
+
+    def __init__(self, store: RunStore, max_workers: int | None = None, queue_cap_per_owner: int = 3):
+        self.store = store
+        self.max_workers = default_worker_count() if max_workers is None else max_workers
+        self.queue_cap_per_owner = queue_cap_per_owner
+        self._children: dict[int, subprocess.Popen] = {}  # workers this process started
+
+    def __repr__(self) -> str:
+        return f"Runner({self.store!r}, max_workers={self.max_workers}, queue_cap_per_owner={self.queue_cap_per_owner})"
+
+    # ----- runs ----------------------------------------------------------------
+    def submit(self, config: ExperimentConfig, label: str = "", owner: str = "anonymous",
+               study_id: str | None = None) -> str:
+        """Queue ``config`` for training; return the new run's id.
+
+        Raises ConfigError for an impossible config and QueueFullError when
+        ``owner`` already has ``queue_cap_per_owner`` runs queued or running.
+        """
+        validate(config)
+        return self.store.add_run(config, label, owner, study_id, cap=self.queue_cap_per_owner).id
+
+    def cancel(self, run_id: str, owner: str | None = None) -> str:
+        """Stop a run: a queued one at once, a running one within a second or two.
+
+        Returns what happened, as a sentence. With ``owner``, only that person's
+        runs may be stopped (NotOwnerError otherwise). Ended runs are left as they are.
+        """
+        record = self.store.get_run(run_id)
+        if owner is not None and owner != record.owner:
+            raise NotOwnerError(f"Only {record.owner} can stop this run.")
+        return self.store.cancel_run(run_id)
+
+    # ----- workers -------------------------------------------------------------
+    def worker_devices(self) -> list[str | None]:
+        """The device of each worker slot: its own GPU when there are GPUs, else None (the config decides)."""
+        import torch
+
+        gpus = torch.cuda.device_count()
+        return [f"cuda:{slot % gpus}" if gpus else None for slot in range(self.max_workers)]
+
+    def ensure_workers(self) -> int:
+        """Start workers until ``max_workers`` are alive; return how many were started.
+
+        Also marks runs whose worker died as ``interrupted``. Cheap enough to
+        call on every page load; calls from several sessions at once start
+        no extra workers (the store serialises them).
+        """
+        self._reap_children()
+        self.store.recover_orphans()
+        return self.store.start_missing_workers(self.worker_devices(), self._start_worker)
+
+    def stop_workers(self, timeout: float = 10.0) -> None:
+        """Stop every worker of this store on this host (for tests and shutdown).
+
+        A worker stopped while training marks its run ``interrupted``.
+        """
+        self._reap_children()
+        for worker in self.store.live_workers():
+            if worker["host"] == host_name():
+                stop_process(worker["pid"], timeout)
+                self.store.remove_worker(worker["id"])
+        for pid in list(self._children):
+            stop_process(pid, timeout)
+        self._reap_children()
+        self.store.recover_orphans()
+
+    def _start_worker(self, device: str | None) -> int:
+        """Launch ``python -m mtlcore worker`` detached, its output in home/logs; return its pid."""
+        command = [sys.executable, "-m", "mtlcore", "worker", "--home", str(self.store.home)]
+        if device is not None:
+            command += ["--device", device]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+        log_path = self.store.logs_dir() / f"worker-{time.strftime('%Y%m%d-%H%M%S')}-{device or 'auto'}.log"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.store.home, env=env,
+                start_new_session=True,  # not in the app's process group: a rerun or Ctrl-C leaves it running
+            )
+        self._children[process.pid] = process
+        return process.pid
+
+    def _reap_children(self) -> None:
+        """Collect workers of ours that have exited, so they do not linger as zombies."""
+        for pid, process in list(self._children.items()):
+            if process.poll() is not None:
+                del self._children[pid]

@@ -1,0 +1,338 @@
+"""The run store: every background run, its metrics and its worker, in one SQLite file.
+
+The store is the single source of truth. Pages read it, workers write it,
+and because it is a file it survives closed tabs and app restarts:
+
+    >>> store = RunStore("/tmp/mtl-home")
+    >>> [(r.id, r.state) for r in store.list_runs(owner="alice")]
+    >>> store.step_metrics(run_id, after_step=120)   # only the new points
+
+Every method opens its own connection (see database.py), so one store object
+may be shared by threads, and any number of processes may open the same home.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..config import ExperimentConfig
+from . import database
+from .database import reading, writing
+from .errors import QueueFullError, StoreError
+from .home import resolve_home
+from .processes import host_name, pid_alive
+from .record import (
+    ACTIVE_STATES, CANCELLED, FINAL_STATES, FINISHED, INTERRUPTED, QUEUED, RUNNING, RunRecord, new_run_id,
+)
+
+# A worker beats every HEARTBEAT_EVERY seconds; one silent for STALE_AFTER is presumed dead.
+HEARTBEAT_EVERY = 2.0
+STALE_AFTER = 30.0
+INTERRUPTED_MESSAGE = (
+    "Its worker process stopped while it was training (killed, crashed or the machine restarted); "
+    "the metrics logged so far are kept."
+)
+
+
+class RunStore:
+    """Runs, metrics and workers under the data folder ``home`` (default: ``default_home()``).
+
+    Opening a store creates the folder and database if needed (an unwritable
+    folder raises StoreError) and marks runs whose worker has vanished as
+    ``interrupted``.
+    """
+
+    def __init__(self, home: Path | str | None = None):
+        self.home = resolve_home(home)
+        self.db_path = database.create_database(self.home)
+        self.recover_orphans()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.home)!r})"
+
+    # ----- paths --------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of one run's files (``home/runs/<id>``)."""
+        return self.home / "runs" / run_id
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        """Where the run's latest checkpoint is (or will be) written."""
+        return self.run_dir(run_id) / "checkpoint.pt"
+
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    # ----- reading runs -----------------------------------------------------------
+    def list_runs(self, owner: str | None = None, label: str | None = None,
+                  states: Iterable[str] | None = None, study_id: str | None = None) -> list[RunRecord]:
+        """Runs matching every filter given, newest first."""
+        where, params = [], []
+        for column, value in (("owner", owner), ("label", label), ("study_id", study_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if states is not None:
+            states = [states] if isinstance(states, str) else list(states)
+            if not states:
+                return []
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(states)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        with reading(self.db_path) as conn:
+            rows = conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", params).fetchall()
+        return [_record(row) for row in rows]
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run; an unknown id raises StoreError."""
+        with reading(self.db_path) as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"No run with id {run_id!r}; `python -m mtlcore runs` lists them.")
+        return _record(row)
+
+    def step_metrics(self, run_id: str, after_step: int = 0) -> list[dict[str, Any]]:
+        """Logged training steps after ``after_step``, in order: fit's step logs plus ``"t"`` (time)."""
+        with reading(self.db_path) as conn:
+            rows = conn.execute(
+                "SELECT data FROM step_metrics WHERE run_id = ? AND step > ? ORDER BY step", (run_id, after_step)
+            ).fetchall()
+        return [json.loads(row["data"]) for row in rows]
+
+    def epoch_metrics(self, run_id: str) -> list[dict[str, Any]]:
+        """Every finished epoch, in order: fit's epoch logs (train and val metrics) plus ``"t"``."""
+        with reading(self.db_path) as conn:
+            rows = conn.execute(
+                "SELECT data FROM epoch_metrics WHERE run_id = ? ORDER BY epoch", (run_id,)
+            ).fetchall()
+        return [json.loads(row["data"]) for row in rows]
+
+    # ----- queueing and claiming (runner and workers) ----------------------------
+    def add_run(self, config: ExperimentConfig, label: str = "", owner: str = "anonymous",
+                study_id: str | None = None, cap: int | None = None) -> RunRecord:
+        """Queue a run; with ``cap``, refuse if ``owner`` already has that many queued or running.
+
+        The check and the insert happen in one transaction, so two quick
+        clicks cannot both slip under the cap.
+        """
+        config_json = config.to_json()
+        while True:
+            run_id, now = new_run_id(), time.time()
+            try:
+                with writing(self.db_path) as conn:
+                    if cap is not None:
+                        active = conn.execute(
+                            "SELECT COUNT(*) FROM runs WHERE owner = ? AND state IN (?, ?)", (owner, *ACTIVE_STATES)
+                        ).fetchone()[0]
+                        if active >= cap:
+                            raise QueueFullError(
+                                f"{owner} already has {active} runs waiting or training (the limit is {cap} per "
+                                "person); stop one or wait for one to finish."
+                            )
+                    conn.execute(
+                        "INSERT INTO runs (id, label, owner, state, config, created_at, study_id) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, label, owner, QUEUED, config_json, now, study_id),
+                    )
+                return self.get_run(run_id)
+            except sqlite3.IntegrityError:
+                continue  # two runs drew the same id in the same millisecond: draw again
+
+    def claim_next(self, worker: str) -> RunRecord | None:
+        """Atomically move the oldest queued run to ``running`` for ``worker``; None if the queue is empty."""
+        now = time.time()
+        with writing(self.db_path) as conn:
+            row = conn.execute(
+                "SELECT id FROM runs WHERE state = ? ORDER BY created_at, rowid LIMIT 1", (QUEUED,)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '' WHERE id = ?",
+                (RUNNING, now, now, worker, row["id"]),
+            )
+            conn.execute("UPDATE workers SET run_id = ?, heartbeat = ? WHERE id = ?", (row["id"], now, worker))
+        return self.get_run(row["id"])
+
+    def cancel_run(self, run_id: str) -> str:
+        """Cancel a queued run at once, or ask a running one to stop; return what happened, as a sentence."""
+        with writing(self.db_path) as conn:
+            row = conn.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"No run with id {run_id!r}; `python -m mtlcore runs` lists them.")
+            if row["state"] == QUEUED:
+                conn.execute(
+                    "UPDATE runs SET state = ?, finished_at = ?, message = ? WHERE id = ?",
+                    (CANCELLED, time.time(), "Cancelled before it started.", run_id),
+                )
+                return f"Run {run_id} was cancelled before it started."
+            if row["state"] == RUNNING:
+                # The worker's callback polls this flag and stops within a second or two.
+                conn.execute("UPDATE runs SET cancel_requested = 1, message = 'Stopping...' WHERE id = ?", (run_id,))
+                return f"Run {run_id} is stopping; the metrics logged so far are kept."
+            return f"Run {run_id} has already ended ({row['state']}); nothing to stop."
+
+    def cancel_requested(self, run_id: str) -> bool:
+        with reading(self.db_path) as conn:
+            row = conn.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    # ----- progress of a running run (worker) -------------------------------------
+    def set_device(self, run_id: str, device: str) -> None:
+        with writing(self.db_path) as conn:
+            conn.execute("UPDATE runs SET device = ? WHERE id = ?", (device, run_id))
+
+    def append_steps(self, run_id: str, steps: list[dict[str, Any]], progress: float | None = None) -> None:
+        """Store step logs (each with ``"step"``) and the run's progress, in one transaction."""
+        with writing(self.db_path) as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO step_metrics (run_id, step, data) VALUES (?, ?, ?)",
+                [(run_id, int(s["step"]), _to_json(s)) for s in steps],
+            )
+            if progress is not None:
+                conn.execute("UPDATE runs SET progress = ? WHERE id = ?", (float(progress), run_id))
+
+    def append_epoch(self, run_id: str, logs: dict[str, Any]) -> None:
+        """Store one epoch's logs (with ``"epoch"``)."""
+        with writing(self.db_path) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO epoch_metrics (run_id, epoch, data) VALUES (?, ?, ?)",
+                (run_id, int(logs["epoch"]), _to_json(logs)),
+            )
+
+    def finish_run(self, run_id: str, state: str, message: str = "", summary: dict[str, Any] | None = None) -> None:
+        """Record how a run ended (one of the final states)."""
+        if state not in FINAL_STATES:
+            raise ValueError(f"A run ends as one of {', '.join(FINAL_STATES)}, not {state!r}.")
+        progress_sql = ", progress = 1" if state == FINISHED else ""
+        with writing(self.db_path) as conn:
+            conn.execute(
+                f"UPDATE runs SET state = ?, message = ?, summary = ?, finished_at = ?{progress_sql} WHERE id = ?",
+                (state, message, None if summary is None else _to_json(summary), time.time(), run_id),
+            )
+            conn.execute("UPDATE workers SET run_id = NULL WHERE run_id = ?", (run_id,))
+
+    # ----- workers -------------------------------------------------------------
+    def register_worker(self, worker: str, pid: int, device: str | None = None) -> None:
+        """Record (or refresh) a live worker process."""
+        now = time.time()
+        with writing(self.db_path) as conn:
+            conn.execute(
+                "INSERT INTO workers (id, host, pid, device, started_at, heartbeat) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET heartbeat = excluded.heartbeat",
+                (worker, host_name(), pid, device, now, now),
+            )
+
+    def remove_worker(self, worker: str) -> None:
+        with writing(self.db_path) as conn:
+            conn.execute("DELETE FROM workers WHERE id = ?", (worker,))
+
+    def heartbeat(self, worker: str, run_id: str | None = None) -> None:
+        """A sign of life from ``worker`` and from the run it is training."""
+        now = time.time()
+        with writing(self.db_path) as conn:
+            beat = conn.execute("UPDATE workers SET heartbeat = ?, run_id = ? WHERE id = ?", (now, run_id, worker))
+            if beat.rowcount == 0:
+                # Recovery dropped us while we were silent (a laptop asleep, say): count us again,
+                # or ensure_workers would start one worker too many.
+                host, _, pid = worker.rpartition(":")
+                conn.execute(
+                    "INSERT INTO workers (id, host, pid, started_at, heartbeat, run_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    (worker, host, int(pid), now, now, run_id),
+                )
+            if run_id is not None:
+                conn.execute("UPDATE runs SET heartbeat = ? WHERE id = ? AND state = ?", (now, run_id, RUNNING))
+
+    def live_workers(self) -> list[dict[str, Any]]:
+        """Workers that are alive: recent heartbeat and, on this host, a live process."""
+        with reading(self.db_path) as conn:
+            rows = conn.execute("SELECT * FROM workers ORDER BY started_at").fetchall()
+        now = time.time()
+        return [dict(row) for row in rows if _alive(row["host"], row["pid"], row["heartbeat"], now)]
+
+    def start_missing_workers(self, devices: list[str | None], start: Callable[[str | None], int]) -> int:
+        """Start workers until ``len(devices)`` are alive; return how many were started.
+
+        ``start(device)`` launches one worker process and returns its pid. It
+        runs while this store holds the write lock, so two pages calling this
+        at once cannot both start the missing worker.
+        """
+        now = time.time()
+        started = 0
+        with writing(self.db_path) as conn:
+            rows = conn.execute("SELECT * FROM workers").fetchall()
+            dead = [row["id"] for row in rows if not _alive(row["host"], row["pid"], row["heartbeat"], now)]
+            conn.executemany("DELETE FROM workers WHERE id = ?", [(worker,) for worker in dead])
+            busy = [row["device"] for row in rows if row["id"] not in dead]
+            free = list(devices)
+            for device in busy:
+                if device in free:
+                    free.remove(device)
+            for device in free[: max(0, len(devices) - len(busy))]:
+                pid = start(device)
+                conn.execute(
+                    "INSERT OR REPLACE INTO workers (id, host, pid, device, started_at, heartbeat) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (f"{host_name()}:{pid}", host_name(), pid, device, now, now),
+                )
+                started += 1
+        return started
+
+    def recover_orphans(self) -> list[str]:
+        """Mark running runs whose worker vanished as ``interrupted``; return their ids.
+
+        A worker has vanished when its process is gone from this host, or when
+        it has not sent a heartbeat for STALE_AFTER seconds (any host).
+        """
+        now = time.time()
+        with writing(self.db_path) as conn:
+            rows = conn.execute(
+                "SELECT id, worker, heartbeat, started_at FROM runs WHERE state = ?", (RUNNING,)
+            ).fetchall()
+            orphans = []
+            for row in rows:
+                host, _, pid = (row["worker"] or ":0").rpartition(":")
+                last_sign = row["heartbeat"] or row["started_at"] or 0.0
+                if not _alive(host, int(pid or 0), last_sign, now):
+                    orphans.append(row["id"])
+            conn.executemany(
+                "UPDATE runs SET state = ?, message = ?, finished_at = ? WHERE id = ?",
+                [(INTERRUPTED, INTERRUPTED_MESSAGE, now, run_id) for run_id in orphans],
+            )
+            workers = conn.execute("SELECT id, host, pid, heartbeat FROM workers").fetchall()
+            conn.executemany(
+                "DELETE FROM workers WHERE id = ?",
+                [(w["id"],) for w in workers if not _alive(w["host"], w["pid"], w["heartbeat"], now)],
+            )
+        return orphans
+
+
+def _alive(host: str, pid: int, heartbeat: float, now: float) -> bool:
+    """A worker is alive if it beat recently and, when it runs on this host, its process exists."""
+    if now - (heartbeat or 0.0) > STALE_AFTER:
+        return False
+    return host != host_name() or pid_alive(pid)
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"], label=row["label"], owner=row["owner"], state=row["state"], message=row["message"],
+        config=ExperimentConfig.from_json(row["config"]), device=row["device"],
+        created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
+        progress=row["progress"], summary=json.loads(row["summary"]) if row["summary"] else None,
+        worker=row["worker"], study_id=row["study_id"],
+    )
+
+
+def _to_json(data: dict[str, Any]) -> str:
+    # Logs are plain floats and dicts; anything else (a stray tensor or numpy number) becomes a float or text.
+    return json.dumps(data, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
