@@ -53,12 +53,16 @@ def load_model(path: Path | str, device: str = "cpu") -> LoadedModel:
     return LoadedModel(model, config, tasks, stats, int(payload.get("epoch", 0)))
 
 
-def preprocess(image_source: Any, dataset: str) -> torch.Tensor:
-    """A user's image (bytes, path or file) as one input of ``dataset``."""
+def preprocess(image_source: Any, dataset: str, options: dict[str, Any] | None = None) -> torch.Tensor:
+    """A user's image (bytes, path or file) as one input of ``dataset``.
+
+    ``options`` are the run's dataset options (e.g. ``image_size``), so the
+    picture is shaped exactly like the inputs that run was trained on.
+    """
     info = dataset_info(dataset)
     if info.preprocess is None:
         raise ValueError(f"Dataset {dataset!r} has no images; its inputs are vectors.")
-    return info.preprocess(read_image(image_source))
+    return info.preprocess(read_image(image_source), **(options or {}))
 
 
 @torch.no_grad()
@@ -88,6 +92,6 @@ def predict_tensor(loaded: LoadedModel, x: torch.Tensor) -> dict[str, dict[str, 
 def predict_image(loaded: LoadedModel, image_source: Any) -> dict[str, Any]:
     """Preprocess a user's image and predict every task; also report the time."""
     started = time.perf_counter()
-    x = preprocess(image_source, loaded.config.dataset.name)
+    x = preprocess(image_source, loaded.config.dataset.name, loaded.config.dataset.options)
     predictions = predict_tensor(loaded, x)
     return {"predictions": predictions, "milliseconds": round((time.perf_counter() - started) * 1000, 1)}
