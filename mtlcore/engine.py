@@ -199,7 +199,7 @@ class TrainingRun:
 
 def first_non_finite(losses: dict[str, torch.Tensor]) -> tuple[str, float] | None:
     for task, loss in losses.items():
-        value = float(loss)
+        value = float(loss.detach())
         if not math.isfinite(value):
             return task, value
     return None
@@ -243,10 +243,11 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
                     "step": run.step,
                     "epoch": epoch,
                     "progress": run.step / run.total_steps,
-                    "loss": {t: float(v) for t, v in losses.items()},
+                    "loss": {t: float(v.detach()) for t, v in losses.items()},
                     "weight": weights,
                 }
                 if cfg.train.diagnostics_every and run.step % cfg.train.diagnostics_every == 0:
+                    # Measured on logged steps, so they travel with that step's losses.
                     logs["diagnostics"] = run.diagnostics.after_step(run, x, y)
                 for cb in callbacks:
                     cb.on_step_end(run, logs)

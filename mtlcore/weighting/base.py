@@ -101,7 +101,7 @@ class Weighting:
 
         arch = config.model.arch
         if not ARCHITECTURES.get(arch).has_shared_parameters:
-            return (f"{name} combines the tasks' gradients on shared parameters, and {arch} sharing "
+            return (f"{name} needs the tasks' gradients on shared parameters, and {arch} sharing "
                     f"(model.arch={arch}) has none; choose hard, cross_stitch or mmoe, "
                     "or a loss-weighting method such as uncertainty or dwa.")
         return None
@@ -114,11 +114,15 @@ class LossWeighting(Weighting):
         """The method's weight w_t of each task for this step."""
         raise NotImplementedError
 
+    def objective(self, losses: dict[str, torch.Tensor], weights: dict[str, torch.Tensor | float],
+                  extra: torch.Tensor) -> torch.Tensor:
+        """The number to back-propagate: extra + sum_t u_t * w_t * L_t."""
+        return extra + sum(self.user_weights[t] * weights[t] * losses[t] for t in self.tasks)
+
     def backward(self, losses, model, extra):
         weights = self.weights(losses)
-        total = extra + sum(self.user_weights[t] * weights[t] * losses[t] for t in self.tasks)
-        total.backward()
-        return {t: float(self.user_weights[t] * weights[t]) for t in self.tasks}
+        self.objective(losses, weights, extra).backward()
+        return {t: self.user_weights[t] * float(torch.as_tensor(weights[t]).detach()) for t in self.tasks}
 
 
 WEIGHTINGS: Registry[type[Weighting]] = Registry("weighting method")

@@ -1,0 +1,103 @@
+"""Gradient combination: aggregate the tasks' gradients on shared parameters.
+
+Loss weighting backpropagates one number, sum_t w_t L_t. Gradient
+combination instead looks at every task's gradient on the *shared*
+parameters theta_s, the rows of the Jacobian
+
+    J = [ grad_theta_s (u_1 L_1) ; ... ; grad_theta_s (u_T L_T) ]     (T x n, u_t: sliders)
+
+and maps J to one update direction d = A(J) with an *aggregator* A that
+resolves conflicts between rows (MGDA, PCGrad, UPGrad, ... : see
+``aggregators.py``; the aggregators themselves come from torchjd, Rey,
+Quinton et al., "Jacobian Descent for Multi-Objective Optimization", 2024).
+Each parameter then receives
+
+    shared parameter:         d  (its slice)      + grad of the regularisers
+    task-specific parameter:  grad (u_t L_t)      + grad of the regularisers
+
+which is what torchjd's ``mtl_backward`` does, written here for any
+architecture that can say which of its parameters are shared. Tasks whose
+slider is 0 are left out of J (a zero row would make MGDA stop dead).
+
+The rows come from ``jacobian.py``: one batched backward pass on an
+accelerator, T passes through one forward graph on the CPU. Most
+aggregators are torchjd ``WeightedAggregator``s, d = alpha^T J; then the
+logged weight of task t is u_t * alpha_t. For the others (GradDrop) the
+sliders u_t are logged.
+"""
+from __future__ import annotations
+
+import torch
+from torchjd.aggregation import Aggregator, WeightedAggregator
+
+from .base import Weighting
+from .jacobian import jacobian_rows
+
+
+class AggregatedGradient(Weighting):
+    """Shared parameters get A(J), the aggregated rows of the task Jacobian.
+
+    Subclasses say which torchjd aggregator A to use (``make_aggregator``);
+    this class does the rest for every architecture.
+    """
+
+    needs_task_gradients = True
+    needs_shared_parameters = True
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.aggregator: Aggregator | None = None  # made by setup
+        self.active: list[str] = []
+        self.shared_ids: set[int] = set()
+
+    def make_aggregator(self, n_tasks: int) -> Aggregator:
+        """The torchjd aggregator for a Jacobian of ``n_tasks`` rows."""
+        raise NotImplementedError
+
+    def setup(self, tasks, user_weights, model):
+        super().setup(tasks, user_weights, model)
+        self.active = [t for t in self.tasks if self.user_weights[t] > 0]
+        self.aggregator = self.make_aggregator(len(self.active))
+        self.shared_ids = {id(p) for p in model.shared_parameters()}
+
+    def combine(self, jacobian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The update direction d = A(J), and the row weights alpha when A has them."""
+        if isinstance(self.aggregator, WeightedAggregator):
+            # The aggregator's own weighting, then d = alpha^T J (as its forward does).
+            alpha = self.aggregator.weighting(jacobian)
+            return alpha @ jacobian, alpha
+        return self.aggregator(jacobian), None
+
+    def backward(self, losses, model, extra):
+        params = [p for p in model.parameters() if p.requires_grad]
+        outputs = [self.user_weights[t] * losses[t] for t in self.active]
+        n_rows = len(outputs)
+        if extra.requires_grad:
+            outputs.append(extra)  # its row is added to every parameter, never aggregated
+        rows = jacobian_rows(outputs, params)
+        is_shared = [id(p) in self.shared_ids for p in params]
+        jacobian = torch.cat([r[:n_rows].flatten(1) for r, s in zip(rows, is_shared) if s], dim=1)
+        direction, alpha = self.combine(jacobian)
+        offset = 0
+        for i, p in enumerate(params):
+            if is_shared[i]:
+                grad = direction[offset : offset + p.numel()].view_as(p)
+                offset += p.numel()
+                if n_rows < len(outputs):
+                    grad = grad + rows[i][n_rows]
+            else:
+                grad = rows[i].sum(dim=0)  # only the task's own row (and extra's) is non-zero
+            p.grad = grad.detach()
+        return self.logged_weights(alpha)
+
+    def logged_weights(self, alpha: torch.Tensor | None) -> dict[str, float]:
+        """u_t * alpha_t per task (0 for tasks left out); the sliders when no alpha."""
+        weights = {t: 0.0 for t in self.tasks}
+        for k, t in enumerate(self.active):
+            weights[t] = self.user_weights[t] * (float(alpha[k]) if alpha is not None else 1.0)
+        return weights
+
+    def state_dict(self):
+        # The stateful aggregators (Nash-MTL) keep solver state that is not
+        # worth saving: a resumed run simply restarts it.
+        return {}

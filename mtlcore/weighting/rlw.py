@@ -1,0 +1,37 @@
+"""Random Loss Weighting (Lin, Ye, Xu, Shi & Zhang, TMLR 2022).
+
+"Reasonable Effectiveness of Random Weighting: A Litmus Test for Multi-Task
+Learning." At every step, draw fresh random weights
+
+    lambda ~ N(0, I_T),    w = T * softmax(lambda)
+
+so the weights are positive and sum to T (the number of tasks). The paper's
+point: many elaborate methods do no better than this, so it is the litmus
+test any weighting method should beat. Random weights also help escape
+poor local minima, much as the noise of SGD does.
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import WEIGHTINGS, LossWeighting
+
+
+def random_weights(n_tasks: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n_tasks * softmax of standard-normal samples: positive, summing to n_tasks."""
+    return n_tasks * torch.softmax(torch.randn(n_tasks, generator=generator), dim=0)
+
+
+@WEIGHTINGS.register("rlw")
+class RandomLossWeighting(LossWeighting):
+    """w = T * softmax(lambda), lambda ~ N(0, I), drawn anew every step."""
+
+    summary = "Random weights every step: the baseline any method should beat (Lin et al. 2022)."
+
+    def __init__(self):
+        super().__init__()
+
+    def weights(self, losses):
+        # The global generator, seeded by the run's seed: reproducible on CPU.
+        w = random_weights(len(self.tasks))
+        return {t: float(w[i]) for i, t in enumerate(self.tasks)}
