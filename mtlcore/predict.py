@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .config import ExperimentConfig
-from .data import TaskSpec, dataset_info
+from .data import TaskSpec, dataset_info, resolve_options
 from .images import read_image
 from .models import MultiTaskModel, build_model
 from .runs.checkpoints import load_checkpoint
@@ -62,7 +62,7 @@ def preprocess(image_source: Any, dataset: str, options: dict[str, Any] | None =
     info = dataset_info(dataset)
     if info.preprocess is None:
         raise ValueError(f"Dataset {dataset!r} has no images; its inputs are vectors.")
-    return info.preprocess(read_image(image_source), **(options or {}))
+    return info.preprocess(read_image(image_source), **resolve_options(dataset, options))
 
 
 @torch.no_grad()

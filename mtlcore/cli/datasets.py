@@ -17,6 +17,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps([
             {"name": i.name, "description": i.description, "input": i.input_kind, "options": i.options,
+             "source": i.source, "unavailable": i.unavailable_reason(),
              "tasks": [t.as_dict() for t in i.tasks]}
             for i in infos
         ], indent=2))
@@ -24,6 +25,9 @@ def run(args) -> int:
     for info in infos:
         options = ", ".join(f"{k}={v}" for k, v in info.options.items())
         print(f"{info.name}  ({info.input_kind} inputs)  {info.description}")
+        reason = info.unavailable_reason()
+        if reason:
+            print(f"  UNAVAILABLE: {reason}")
         if options:
             print(f"  options: {options}")
         for task in info.tasks:

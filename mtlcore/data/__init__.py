@@ -4,6 +4,13 @@ Embedded datasets need no network: ``shapes`` and ``synthetic`` are generated
 from a seed, ``digits`` and ``multidigits`` are built from the 8x8 handwritten
 digits that scikit-learn ships.
 
+Datasets read with torchvision (``multimnist``, ``multifashion``, ``cifar10``,
+``celeba``) need their files in the data folder; until they are there they
+are listed with ``unavailable_reason()`` saying which files to place where,
+and loading them raises a ValueError with that sentence. Datasets the user
+imported (``own_import``) live in ``MTL_HOME/datasets`` and are registered
+when this package is imported (``own.refresh``).
+
     >>> from mtlcore.data import list_datasets, load_dataset
     >>> data = load_dataset("shapes", seed=0, n_samples=600)
 """
@@ -17,6 +24,8 @@ from .base import DATASETS, DatasetInfo, MTLData, Split, TaskSpec
 
 # Importing the modules registers the datasets.
 from . import shapes, digits, multidigits, synthetic  # noqa: E402,F401
+from . import multimnist, cifar10, celeba  # noqa: E402,F401
+from . import own  # noqa: E402
 
 __all__ = [
     "DATASETS",
@@ -24,15 +33,35 @@ __all__ = [
     "MTLData",
     "Split",
     "TaskSpec",
+    "clear_loaded",
     "dataset_info",
     "list_datasets",
     "load_dataset",
+    "refresh_datasets",
 ]
 
 
 def list_datasets() -> list[DatasetInfo]:
-    """Every registered dataset, in registration order."""
+    """Every registered dataset, in registration order (imported ones last,
+    rescanned from the data folder so that another process's imports show)."""
+    own.refresh()
     return [DATASETS.get(name) for name in DATASETS.names()]
+
+
+def refresh_datasets() -> list[str]:
+    """Rescan the data folder for imported datasets and drop loaded tensors.
+
+    Returns one sentence per imported dataset that could not be read.
+    """
+    problems = own.refresh()
+    clear_loaded()
+    return problems
+
+
+def clear_loaded() -> None:
+    """Forget the datasets loaded in this process (they are rebuilt or read
+    from the data folder's cache on the next ``load_dataset``)."""
+    _load_cached.cache_clear()
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -72,6 +101,11 @@ def load_dataset(name: str, seed: int = 0, **options: Any) -> MTLData:
     returned tensors in place.
     """
     resolved = resolve_options(name, options)
+    # Checked before the cache: files deleted since the last load must not
+    # go unnoticed, and an unavailable dataset says what to place where.
+    problem = DATASETS.get(name).unavailable_reason()
+    if problem:
+        raise ValueError(problem)
     return _load_cached(name, seed, json.dumps(resolved, sort_keys=True))
 
 
@@ -79,3 +113,7 @@ def load_dataset(name: str, seed: int = 0, **options: Any) -> MTLData:
 def _load_cached(name: str, seed: int, options_json: str) -> MTLData:
     info = DATASETS.get(name)
     return info.build(seed=seed, **json.loads(options_json))
+
+
+DATASETS.add_finder(own.find)
+own.refresh()  # imported datasets persist across restarts

@@ -130,6 +130,23 @@ class DatasetInfo:
     preprocess: Callable[..., torch.Tensor] | None = None
     # Presentation hints for a user's image: what the dataset expects to see.
     image_hint: str = ""
+    # Where the data comes from: "embedded" (generated or shipped, always
+    # there), "torchvision" (files in the data folder) or "imported" (the
+    # user's own data, imported into the data folder).
+    source: str = "embedded"
+    # available() -> None when the dataset can be loaded, else one sentence
+    # saying which files to place in which folder. None: always available.
+    available: Callable[[], str | None] | None = None
+    # download(progress=None) fetches the files into the data folder;
+    # progress(fraction, message) is called as it goes. None: no download.
+    download: Callable[..., None] | None = None
+    # The tasks a page preselects when there are many to choose from (CelebA
+    # has 40 attributes); empty means all of them.
+    default_tasks: tuple[str, ...] = ()
+
+    def unavailable_reason(self) -> str | None:
+        """None when the dataset can be loaded now, else why not and what to do."""
+        return self.available() if self.available is not None else None
 
     def task(self, name: str) -> TaskSpec:
         for spec in self.tasks:
@@ -139,7 +156,46 @@ class DatasetInfo:
         raise KeyError(f"Dataset {self.name!r} has no task {name!r}; its tasks are: {valid}.")
 
 
-DATASETS: Registry[DatasetInfo] = Registry("dataset")
+class DatasetRegistry(Registry[DatasetInfo]):
+    """The dataset registry, which also knows datasets added while running.
+
+    A dataset a user imports into the data folder is registered in the
+    process that imported it; another process (a background worker, a second
+    app) learns of it when a name it does not know is looked up: the
+    registry then asks its *finders* (functions ``name -> DatasetInfo | None``,
+    see ``own.find``) before giving up.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("dataset")
+        self._finders: list[Callable[[str], DatasetInfo | None]] = []
+
+    def add_finder(self, finder: Callable[[str], DatasetInfo | None]) -> None:
+        self._finders.append(finder)
+
+    def unregister(self, name: str) -> None:
+        """Forget ``name`` (an imported dataset that was deleted); no error if unknown."""
+        self._entries.pop(name, None)
+
+    def _find(self, name: object) -> bool:
+        if not isinstance(name, str) or name in self._entries:
+            return isinstance(name, str)
+        for finder in self._finders:
+            info = finder(name)
+            if info is not None:
+                self._entries.setdefault(name, info)
+                return True
+        return False
+
+    def get(self, name: str) -> DatasetInfo:
+        self._find(name)
+        return super().get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return self._find(name)
+
+
+DATASETS: DatasetRegistry = DatasetRegistry()
 
 
 def standardise_regression(

@@ -1,0 +1,392 @@
+"""Import your own data into the data folder: images with labels.csv, or a table.
+
+Two kinds of data become datasets like the built-in ones:
+
+- **images**: a folder, or a ``.zip`` of one, holding the pictures and a
+  ``labels.csv``. One column names each picture's file (relative to the
+  folder); every other column is a task -- numbers become regression,
+  anything else classification, unless the user says otherwise.
+- **a table**: a plain CSV whose numeric columns are the features (inputs of
+  an MLP trunk) and whose chosen *target* columns are the tasks.
+
+Nothing half-imported is ever left behind: everything is unpacked and copied
+into a hidden staging folder inside ``MTL_HOME/datasets``, checked, and only
+then renamed into place -- one atomic step on one file system. A zip is
+refused, before anything is written, when one of its entries would unpack
+outside its folder ("zip slip": a name such as ``../../.bashrc``), when it
+holds links, or when it is larger than the limits below (a "zip bomb" of a
+few kilobytes can claim gigabytes).
+
+    >>> preview(open("pets.zip", "rb").read())          # columns and suggested kinds
+    >>> import_images(open("pets.zip", "rb").read(), "pets", kinds={"age": "classification"})
+    >>> import_table(open("houses.csv", "rb").read(), "houses", targets=["price", "type"])
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence, Union
+
+from ..images import ImageError, read_image
+from .base import DATASETS
+from .folders import imported_root
+from .own_labels import (
+    DataImportError, Column, Table, describe, feature_matrix, find_file_column, read_csv, safe_relative, task_target,
+)
+
+MAX_ARCHIVE_BYTES = 200 * 2**20  # the upload itself (Streamlit's default upload limit is 200 MB)
+MAX_UNPACKED_BYTES = 1 * 2**30  # all files of a zip once unpacked
+MAX_FILES = 100_000
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+LABELS = "labels.csv"
+TABLE = "data.csv"
+MANIFEST = "manifest.json"
+IGNORE = "ignore"  # a kind meaning "leave this column out"
+SKIPPED = ("__MACOSX",)  # macOS's resource forks, added to every zip it makes
+
+Source = Union[bytes, bytearray, str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What an upload holds, for the user to confirm before importing."""
+
+    kind: str  # "images" or "table"
+    rows: int
+    columns: tuple[Column, ...]  # every column except the file column
+    file_column: str = ""  # images only
+
+
+# ----- names -----------------------------------------------------------------
+
+def check_name(name: str) -> None:
+    """A new dataset's name: short, lower-case, and not taken."""
+    if not NAME.match(name or ""):
+        raise DataImportError(
+            f"The dataset name {name!r} is not accepted; use 1 to 40 lower-case letters, digits, '-' or '_', "
+            "starting with a letter or digit."
+        )
+    if name in DATASETS or (imported_root() / name).exists():
+        raise DataImportError(f"A dataset called {name!r} already exists; choose another name or delete it first.")
+
+
+# ----- reading sources ---------------------------------------------------------
+
+def _read_source(source: Source, what: str) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    path = Path(source)
+    if not path.is_file():
+        raise DataImportError(f"There is no file at {str(path)!r}; give the path of {what}.")
+    return path.read_bytes()
+
+
+def _is_zip(source: Source) -> bool:
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source[:4]) == b"PK\x03\x04" or bytes(source[:4]) == b"PK\x05\x06"
+    path = Path(source)
+    return path.is_file() and zipfile.is_zipfile(path)
+
+
+def _open_zip(source: Source) -> zipfile.ZipFile:
+    size = len(source) if isinstance(source, (bytes, bytearray)) else Path(source).stat().st_size
+    if size > MAX_ARCHIVE_BYTES:
+        raise DataImportError(
+            f"The zip file is {size / 2**20:.0f} MB; the limit is {MAX_ARCHIVE_BYTES / 2**20:.0f} MB. "
+            "Use fewer or smaller images."
+        )
+    try:
+        return zipfile.ZipFile(io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else source)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DataImportError(f"The upload is not a readable zip file ({error}).") from None
+
+
+def _members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The zip's entries, after refusing anything unsafe or too large."""
+    infos = [i for i in archive.infolist() if i.filename.split("/")[0] not in SKIPPED]
+    if len(infos) > MAX_FILES:
+        raise DataImportError(f"The zip file holds {len(infos)} files; the limit is {MAX_FILES}.")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNPACKED_BYTES:
+        raise DataImportError(
+            f"The zip file unpacks to {total / 2**20:.0f} MB; the limit is {MAX_UNPACKED_BYTES / 2**20:.0f} MB, "
+            "so it is refused."
+        )
+    for info in infos:
+        if not safe_relative(info.filename):
+            raise DataImportError(
+                f"The zip file holds {info.filename!r}, which would unpack outside its folder; the zip is refused."
+            )
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DataImportError(f"The zip file holds a link, {info.filename!r}; links are refused.")
+    return infos
+
+
+def _unzip(archive: zipfile.ZipFile, dest: Path) -> None:
+    """Unpack safely: every entry checked first, and no more bytes written
+    than the entries declare (a lying header cannot fill the disk)."""
+    infos = _members(archive)
+    budget = MAX_UNPACKED_BYTES
+    root = dest.resolve()
+    for info in infos:
+        target = (dest / info.filename).resolve()
+        if root not in target.parents and target != root:  # belt and braces after safe_relative
+            raise DataImportError(
+                f"The zip file holds {info.filename!r}, which would unpack outside its folder; the zip is refused."
+            )
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with archive.open(info) as src, open(target, "wb") as out:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > info.file_size or written > budget:
+                    raise DataImportError(
+                        f"The zip entry {info.filename!r} unpacks to more than it declares; the zip is refused."
+                    )
+                out.write(chunk)
+        budget -= written
+
+
+def _labels_folder(unpacked: Path) -> Path:
+    """The folder holding labels.csv: the zip's top, or its single top folder
+    (what zipping a folder produces)."""
+    if (unpacked / LABELS).is_file():
+        return unpacked
+    tops = [p for p in unpacked.iterdir() if p.name not in SKIPPED]
+    if len(tops) == 1 and tops[0].is_dir() and (tops[0] / LABELS).is_file():
+        return tops[0]
+    raise DataImportError(
+        f"The zip file has no {LABELS} at its top level (nor inside a single top folder); put {LABELS} "
+        "next to the images."
+    )
+
+
+def _labels_from_zip(archive: zipfile.ZipFile) -> bytes:
+    infos = _members(archive)
+    names = {i.filename: i for i in infos}
+    if LABELS in names:
+        return archive.read(names[LABELS])
+    tops = {i.filename.split("/")[0] for i in infos}
+    if len(tops) == 1 and f"{next(iter(tops))}/{LABELS}" in names:
+        return archive.read(names[f"{next(iter(tops))}/{LABELS}"])
+    raise DataImportError(
+        f"The zip file has no {LABELS} at its top level (nor inside a single top folder); put {LABELS} "
+        "next to the images."
+    )
+
+
+# ----- preview -----------------------------------------------------------------
+
+def preview(source: Source) -> Preview:
+    """The columns of an upload (zip, folder or CSV) with their suggested kinds.
+
+    Reads only the CSV; nothing is written.
+    """
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        table = read_csv(_read_source(Path(source) / LABELS, f"a folder's {LABELS}"), LABELS)
+        return _image_preview(table)
+    if _is_zip(source):
+        with _open_zip(source) as archive:
+            return _image_preview(read_csv(_labels_from_zip(archive), LABELS))
+    table = read_csv(_read_source(source, "a CSV file"), "The CSV file")
+    return Preview("table", len(table.rows), tuple(describe(table, c) for c in table.header))
+
+
+def _image_preview(table: Table) -> Preview:
+    file_column = find_file_column(table)
+    columns = tuple(describe(table, c) for c in table.header if c != file_column)
+    return Preview("images", len(table.rows), columns, file_column)
+
+
+# ----- import ------------------------------------------------------------------
+
+def _kinds(table: Table, columns: Sequence[str], kinds: Mapping[str, str] | None) -> dict[str, str]:
+    """Each column's kind: the user's choice, else the suggestion."""
+    kinds = dict(kinds or {})
+    unknown = sorted(set(kinds) - set(table.header))
+    if unknown:
+        raise DataImportError(
+            f"{table.source} has no column {unknown[0]!r}; its columns are: {', '.join(table.header)}."
+        )
+    return {c: kinds.get(c) or describe(table, c).suggested for c in columns}
+
+
+def _tasks(table: Table, kinds: Mapping[str, str]) -> tuple[list[dict], dict]:
+    chosen = {c: k for c, k in kinds.items() if k != IGNORE}
+    if not chosen:
+        raise DataImportError(f"{table.source} has no task columns; keep at least one column as a task.")
+    tasks, targets = [], {}
+    for column, kind in chosen.items():
+        spec, values = task_target(table, column, kind)
+        tasks.append(spec)
+        targets[column] = values
+    return tasks, targets
+
+
+def _check_images(base: Path, table: Table, file_column: str) -> list[str]:
+    """The listed files, each checked to exist inside ``base`` and to open."""
+    files = table.values(file_column)
+    root = base.resolve()
+    missing, broken = [], []
+    for number, name in enumerate(files, start=2):
+        if not safe_relative(name) or root not in (base / name).resolve().parents:
+            raise DataImportError(
+                f"{LABELS} row {number} names {name!r}, which is outside the folder; name each file relative "
+                f"to the folder that holds {LABELS}."
+            )
+        path = base / name
+        if not path.is_file():
+            missing.append(name)
+            continue
+        try:
+            read_image(path)
+        except ImageError as error:
+            broken.append(f"{name!r} ({error})")
+    if missing:
+        raise DataImportError(
+            f"{LABELS} names {len(missing)} file{'s' if len(missing) > 1 else ''} that "
+            f"{'are' if len(missing) > 1 else 'is'} not in the folder, e.g. {missing[0]!r}; add "
+            f"{'them' if len(missing) > 1 else 'it'} or remove the rows."
+        )
+    if broken:
+        raise DataImportError(
+            f"{len(broken)} image{'s' if len(broken) > 1 else ''} cannot be opened, e.g. {broken[0]}; "
+            "replace them with PNG or JPEG files or remove their rows."
+        )
+    return files
+
+
+def _staging() -> Path:
+    """A hidden folder next to the final one, so the last step is a rename on one file system."""
+    root = imported_root()
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".import-", dir=root))
+
+
+def _publish(staged: Path, name: str, manifest: dict) -> Path:
+    (staged / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    final = imported_root() / name
+    try:
+        os.rename(staged, final)  # atomic; fails if someone took the name meanwhile
+    except OSError:
+        raise DataImportError(f"A dataset called {name!r} already exists; choose another name.") from None
+    from .own import register_folder  # imported here: own.py imports this module's constants
+
+    register_folder(final)
+    return final
+
+
+def _manifest(name: str, kind: str, rows: int, tasks: list[dict], description: str, **extra) -> dict:
+    return {
+        "format": 1,
+        "name": name,
+        "kind": kind,
+        "id": uuid.uuid4().hex,  # tells cached tensors of a deleted and re-imported name apart
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "rows": rows,
+        "description": description,
+        "tasks": tasks,
+        **extra,
+    }
+
+
+def import_images(source: Source, name: str, kinds: Mapping[str, str] | None = None, image_size: int = 32,
+                  description: str = "") -> Path:
+    """Import a folder or zip of images with labels.csv as dataset ``name``.
+
+    ``kinds`` overrides a column's kind: "classification", "regression" or
+    "ignore". Returns the dataset's folder; the dataset is registered at once.
+    """
+    from .own import check_image_size
+
+    check_name(name)
+    check_image_size(image_size)
+    staging = _staging()
+    try:
+        if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+            base = Path(source)
+        elif _is_zip(source):
+            with _open_zip(source) as archive:
+                _unzip(archive, staging / "unpacked")
+            base = _labels_folder(staging / "unpacked")
+        else:
+            raise DataImportError("Give a folder or a .zip file holding the images and labels.csv.")
+        labels = base / LABELS
+        if not labels.is_file():
+            raise DataImportError(f"The folder {str(base)!r} has no {LABELS}; put {LABELS} next to the images.")
+        table = read_csv(labels.read_bytes(), LABELS)
+        file_column = find_file_column(table)
+        columns = [c for c in table.header if c != file_column]
+        if not columns:
+            raise DataImportError(f"{LABELS} has only the file column; add at least one column of labels.")
+        tasks, _ = _tasks(table, _kinds(table, columns, kinds))
+        files = _check_images(base, table, file_column)
+
+        dataset = staging / "dataset"
+        (dataset / "images").mkdir(parents=True)
+        for name_in_csv in sorted(set(files)):
+            target = dataset / "images" / name_in_csv
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(base / name_in_csv, target)
+        shutil.copyfile(labels, dataset / LABELS)
+        manifest = _manifest(name, "images", len(table.rows), tasks,
+                             description or f"Your images: {len(table.rows)} pictures.",
+                             file_column=file_column, image_size=image_size)
+        return _publish(dataset, name, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def import_table(source: Source, name: str, targets: Sequence[str], kinds: Mapping[str, str] | None = None,
+                 description: str = "") -> Path:
+    """Import a CSV as dataset ``name``: ``targets`` are the tasks, the other
+    columns (except those whose kind is "ignore") the numeric features."""
+    check_name(name)
+    table = read_csv(_read_source(source, "a CSV file"), "The CSV file")
+    if not targets:
+        raise DataImportError("Choose at least one target column; the targets are the tasks to learn.")
+    unknown = [t for t in targets if t not in table.header]
+    if unknown:
+        raise DataImportError(f"The CSV file has no column {unknown[0]!r}; its columns are: {', '.join(table.header)}.")
+    all_kinds = _kinds(table, table.header, kinds)
+    tasks, _ = _tasks(table, {t: all_kinds[t] for t in targets if all_kinds[t] != IGNORE})
+    features = [c for c in table.header if c not in targets and (kinds or {}).get(c) != IGNORE]
+    feature_matrix(table, features)  # refuses text in a feature column
+    staging = _staging()
+    try:
+        dataset = staging / "dataset"
+        dataset.mkdir()
+        (dataset / TABLE).write_bytes(_read_source(source, "a CSV file"))
+        manifest = _manifest(name, "table", len(table.rows), tasks,
+                             description or f"Your table: {len(table.rows)} rows, {len(features)} features.",
+                             features=features)
+        return _publish(dataset, name, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def delete_dataset(name: str) -> None:
+    """Remove an imported dataset's folder and forget it; built-in datasets cannot be deleted."""
+    from .own import forget
+
+    folder = imported_root() / name
+    if not NAME.match(name or "") or not (folder / MANIFEST).is_file():
+        raise DataImportError(f"There is no imported dataset called {name!r}.")
+    # Rename first, then delete: other processes stop seeing it at once.
+    trash = imported_root() / f".deleted-{name}-{uuid.uuid4().hex[:8]}"
+    os.rename(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+    forget(name)
