@@ -96,7 +96,7 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image
         try:
             img = Image.open(io.BytesIO(data))  # reads the header only
         except UnidentifiedImageError:
-            raise ImageError(f"{name} is not an image PIL can read; upload a PNG or JPEG.") from None
+            raise ImageError(f"{name} is not an image (or in a format that cannot be opened); upload a PNG or JPEG picture.") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _bomb_error(name, exc, max_pixels) from None
         except Exception as exc:  # a header so broken that PIL gives up while parsing

@@ -1,0 +1,368 @@
+"""Compare: overlay runs' curves, tabulate their test metrics, and ask the honest
+question -- does training these tasks together help? -- against single-task
+baselines trained with the same settings (Delta_m, Maninis et al. 2019).
+
+Thin page: the arithmetic lives in ``mtlcore.compare``.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from mtlcore import ConfigError
+from mtlcore.compare import (
+    CITATION, Baselines, baseline_config, compare_to_baselines, delta_m, results_table, rows_to_csv, task_scoring,
+)
+from mtlcore.runs import StoreError
+from ui.session import ensure_app_entry, get_runner, get_store, owner, run_name
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+MAX_POINTS = 1500  # per line: enough for the eye, little enough for a student's laptop
+ACTIVE = ("queued", "running")
+
+
+def thin(points: list, limit: int = MAX_POINTS) -> list:
+    """Every k-th point so that at most ``limit`` remain; the last point is always kept."""
+    if len(points) <= limit:
+        return points
+    step = -(-len(points) // limit)
+    kept = points[::step]
+    return kept if kept[-1] is points[-1] else kept + [points[-1]]
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _ended_metrics(home: str, run_id: str, finished_at: float) -> tuple[list, list]:
+    """Metrics of a run that has ended never change: read them once (keyed by when it ended)."""
+    store = get_store()
+    return thin(store.step_metrics(run_id)), store.epoch_metrics(run_id)
+
+
+def metrics_of(run) -> tuple[list, list]:
+    """(step logs, epoch logs) of ``run``; fresh for active runs, cached for ended ones."""
+    store = get_store()
+    if run.state in ACTIVE or run.finished_at is None:
+        return thin(store.step_metrics(run.id)), store.epoch_metrics(run.id)
+    return _ended_metrics(str(store.home), run.id, run.finished_at)
+
+
+# ----- picking runs ------------------------------------------------------------------
+
+def default_picks(runs) -> list[str]:
+    """The run in the URL (``?run=ID``) or the newest finished multi-task run, with its finished baselines."""
+    by_id = {r.id: r for r in runs}
+    baselines = Baselines(runs)
+    wanted = st.query_params.get("run")
+    first = by_id.get(wanted) if wanted else None
+    finished_mtl = [r for r in runs if r.state == "finished" and len(r.config.tasks) > 1]
+    if first is None:  # prefer a multi-task run that already has a baseline to compare with
+        first = next((r for r in finished_mtl
+                      if any(baselines.find(r.config, t) for t in r.config.tasks)), None)
+    if first is None:
+        first = next(iter(finished_mtl), None)
+    if first is None:
+        return [r.id for r in runs[:3]]
+    picks = [first.id]
+    if len(first.config.tasks) > 1:
+        for task in first.config.tasks:
+            baseline = baselines.find(first.config, task)
+            if baseline is not None:
+                picks.append(baseline.id)
+    return picks
+
+
+def pick_runs(runs) -> list:
+    """Filters and the run picker; return the picked RunRecords, in the order picked."""
+    by_id = {r.id: r for r in runs}
+    left, middle, right = st.columns([2, 2, 2])
+    label_filter = left.text_input(
+        "Label contains", key="compare_label_filter", placeholder="e.g. baseline",
+        help="Show only runs whose label contains this text (upper or lower case alike). Leave empty for all.",
+    )
+    owners = sorted({r.owner for r in runs})
+    owner_filter = middle.multiselect(
+        "Owners", owners, key="compare_owner_filter", placeholder="everyone",
+        help="Show only the runs of these people. Leave empty to see everyone's runs.",
+    )
+    state_filter = right.multiselect(
+        "States", ["finished", "running", "queued", "cancelled", "diverged", "failed", "interrupted"],
+        key="compare_state_filter", placeholder="any state",
+        help="Show only runs in these states. Only finished runs have test metrics; running ones have curves so far.",
+    )
+    text = label_filter.strip().lower()
+    shown = [r for r in runs
+             if (not text or text in (r.label or "").lower())
+             and (not owner_filter or r.owner in owner_filter)
+             and (not state_filter or r.state in state_filter)]
+    # Runs already picked stay in the list, so that changing a filter never drops a pick.
+    picked_before = [i for i in st.session_state.get("compare_runs", []) if i in by_id]
+    wanted = st.query_params.get("run")
+    if wanted in by_id and wanted != st.session_state.get("compare_url_run") and "compare_runs" in st.session_state:
+        # A link to this page with ?run=ID adds that run to the picks, once.
+        picked_before = [wanted] + [i for i in picked_before if i != wanted]
+    st.session_state["compare_url_run"] = wanted
+    options = [r.id for r in shown] + [i for i in picked_before if i not in {r.id for r in shown}]
+    if "compare_runs" in st.session_state:
+        st.session_state["compare_runs"] = picked_before
+        kwargs = {}
+    else:
+        kwargs = {"default": [i for i in default_picks(runs) if i in options]}
+    picked = st.multiselect(
+        f"Runs to compare ({len(shown)} of {len(runs)} shown)", options, key="compare_runs",
+        format_func=lambda i: f"{run_name(by_id[i])} · {by_id[i].owner} · {by_id[i].state}",
+        placeholder="Pick one or more runs",
+        help="Runs from everyone, newest first. Their curves are overlaid and their test metrics tabulated below.",
+        **kwargs,
+    )
+    return [by_id[i] for i in picked]
+
+
+# ----- curves ----------------------------------------------------------------------
+
+def curve_figure(title: str, x_title: str, y_title: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=16)), height=320, margin=dict(l=10, r=10, t=50, b=10),
+        xaxis_title=x_title, yaxis_title=y_title, hovermode="x unified",
+        legend=dict(orientation="h", yanchor="top", y=-0.25, x=0),
+    )
+    return fig
+
+
+def draw_curves(picked, metrics: dict) -> None:
+    """Per task: validation metric per epoch, and training loss per step; one line per run."""
+    tasks: dict[tuple[str, str], tuple[str, bool]] = {}  # (dataset, task) -> (metric, higher is better)
+    for run in picked:
+        for task in run.config.tasks:
+            if (run.config.dataset.name, task) not in tasks:
+                try:
+                    tasks[(run.config.dataset.name, task)] = task_scoring(run.config, task, run.summary)
+                except ValueError as error:
+                    st.warning(str(error))
+    several_datasets = len({d for d, _ in tasks}) > 1
+    colour = {run.id: PALETTE[i % len(PALETTE)] for i, run in enumerate(picked)}
+    val_tab, loss_tab = st.tabs(["Validation metric per epoch", "Training loss per step"])
+    for tab, kind in ((val_tab, "val"), (loss_tab, "loss")):
+        with tab:
+            columns = st.columns(2)
+            for index, ((dataset, task), (metric, higher)) in enumerate(tasks.items()):
+                name = f"{dataset} · {task}" if several_datasets else task
+                if kind == "val":
+                    better = "higher" if higher else "lower"
+                    fig = curve_figure(f"{name}: validation {metric} ({better} is better)", "epoch", metric)
+                    if metric == "accuracy":  # a percentage: never draw an axis beyond 0..100 %
+                        fig.update_yaxes(tickformat=".0%", autorangeoptions=dict(minallowed=0, maxallowed=1))
+                else:
+                    fig = curve_figure(f"{name}: training loss (lower is better)", "step", "loss")
+                for run in picked:
+                    if run.config.dataset.name != dataset or task not in run.config.tasks:
+                        continue
+                    steps, epochs = metrics[run.id]
+                    if kind == "val":
+                        points = [(e["epoch"], e["val"][task][metric]) for e in epochs
+                                  if task in e.get("val", {}) and metric in e["val"][task]]
+                        mode = "lines+markers"
+                    else:
+                        points = [(s["step"], s["loss"][task]) for s in steps if task in s.get("loss", {})]
+                        mode = "lines"
+                    fig.add_trace(go.Scatter(
+                        x=[p[0] for p in points], y=[p[1] for p in points], mode=mode, name=run_name(run),
+                        line=dict(color=colour[run.id], width=2),
+                    ))
+                if kind == "val":  # whole epochs only: no "epoch 1.5" ticks
+                    last = max((max(trace.x, default=1) for trace in fig.data), default=1)
+                    fig.update_xaxes(tick0=1, dtick=max(1, -(-last // 10)))
+                if not fig.data or not any(len(trace.x) for trace in fig.data):
+                    fig.add_annotation(text="No points yet", showarrow=False, x=0.5, y=0.5,
+                                       xref="paper", yref="paper", font=dict(size=14, color="grey"))
+                with columns[index % 2]:
+                    st.plotly_chart(fig, key=f"compare_{kind}_{dataset}_{task}", config={"displaylogo": False})
+
+
+# ----- tables ------------------------------------------------------------------------
+
+def metrics_table(picked) -> None:
+    rows = results_table(picked)
+    st.dataframe(rows, hide_index=True, key="compare_results_table",
+                 column_config={k: st.column_config.NumberColumn(k, format="%.4f")
+                                for row in rows for k in row if k.endswith((" accuracy", " mae"))})
+    st.caption("Test-set metrics at the end of training: accuracy (higher is better) for classification tasks, "
+               "mean absolute error, MAE (lower is better), in the target's units for regression tasks. "
+               "Empty cells: the run has no such task or has not finished.")
+    st.download_button(
+        "Download this table (CSV)", rows_to_csv(rows), file_name="mtl-lab-test-metrics.csv", mime="text/csv",
+        key="compare_download_results", icon=":material/download:",
+        help="Save the final test metrics of the picked runs as a CSV file (opens in any spreadsheet).",
+    )
+
+
+def versus_baselines(picked, all_runs) -> None:
+    """The multi-task run against single-task baselines: per-task verdicts and Delta_m."""
+    st.subheader("Multi-task vs single-task")
+    candidates = [r for r in picked if len(r.config.tasks) > 1]
+    if not candidates:
+        st.info("Pick a run that trains two or more tasks to compare it with single-task baselines "
+                "(the same settings, each task trained alone).")
+        return
+    by_id = {r.id: r for r in candidates}
+    if st.session_state.get("compare_mtl_run") not in by_id:
+        st.session_state.pop("compare_mtl_run", None)
+    run_id = st.selectbox(
+        "Multi-task run", list(by_id), key="compare_mtl_run", format_func=lambda i: run_name(by_id[i]),
+        help="Each of its tasks is compared with a single-task run of that task alone, trained with the same "
+             "dataset, optimiser, epochs, regularisers and seed (architecture 'single', static weighting).",
+    )
+    run = by_id[run_id]
+    baselines = Baselines(all_runs)
+    try:
+        comparisons = compare_to_baselines(run, baselines)
+    except ValueError as error:
+        st.error(f"This run cannot be compared: {error}")
+        return
+    if run.state != "finished":
+        st.warning(f"This run is {run.state}: it has no test metrics until it finishes.")
+
+    pending = {c.task: baselines.find(run.config, c.task, states=ACTIVE) for c in comparisons}
+    rows = []
+    for c in comparisons:
+        text, helped = c.verdict
+        if c.stl is None and pending[c.task] is not None:
+            text = f"single-task baseline {pending[c.task].state} ({pending[c.task].id})"
+        mark = {True: "helped", False: "hurt", None: "same" if c.complete else "waiting"}[helped]
+        row = c.row()
+        row["verdict"] = text
+        rows.append({"sharing": mark, **row})
+        better = "higher" if c.higher_is_better else "lower"
+        if c.complete:
+            colour = {True: "green", False: "red", None: "gray"}[helped]
+            icon = {True: ":material/check_circle:", False: ":material/cancel:", None: ":material/remove:"}[helped]
+            st.markdown(
+                f"**{c.task}** ({c.metric}, {better} is better): multi-task **{c.mtl:.4g}** vs single-task "
+                f"**{c.stl:.4g}** → :{colour}[{icon} **{text}**]"
+            )
+        else:
+            st.markdown(f"**{c.task}** ({c.metric}, {better} is better): :gray[{text}]")
+
+    complete = [c for c in comparisons if c.complete]
+    if len(complete) == len(comparisons):
+        try:
+            value = delta_m({c.task: c.mtl for c in comparisons}, {c.task: c.stl for c in comparisons},
+                            {c.task: c.higher_is_better for c in comparisons})
+        except ValueError as error:
+            st.error(f"Δm cannot be computed: {error}")
+        else:
+            show_delta_m(value, len(comparisons))
+    else:
+        missing = ", ".join(c.task for c in comparisons if not c.complete)
+        st.info(f"Δm needs a finished single-task baseline and a test result for every task; missing: {missing}.")
+
+    table = pd.DataFrame(rows).style.map(mark_colour, subset=["sharing"])
+    st.dataframe(table, hide_index=True, key="compare_versus_table",
+                 column_config={"multi-task": st.column_config.NumberColumn(format="%.4f"),
+                                "single-task": st.column_config.NumberColumn(format="%.4f"),
+                                **{k: st.column_config.NumberColumn(format="%+.2f") for k in rows[0]
+                                   if k.startswith(("relative change", "improvement"))}})
+    st.download_button(
+        "Download this comparison (CSV)", rows_to_csv(rows), file_name=f"mtl-lab-vs-stl-{run.id}.csv",
+        mime="text/csv", key="compare_download_versus", icon=":material/download:",
+        help="Save the per-task multi-task vs single-task comparison as a CSV file.",
+    )
+    missing_tasks = [c.task for c in comparisons if c.baseline_id is None and pending[c.task] is None]
+    train_missing_baselines(run, missing_tasks)
+
+
+def mark_colour(mark: str) -> str:
+    """Green where sharing helped, red where it hurt (negative transfer)."""
+    colours = {"helped": "background-color: #c8e6c9; color: #1b5e20; font-weight: bold",
+               "hurt": "background-color: #ffcdd2; color: #b71c1c; font-weight: bold"}
+    return colours.get(mark, "")
+
+
+def show_delta_m(value: float, tasks: int) -> None:
+    helped = value < 0
+    st.metric(
+        "Δm (paper's sign: negative = multi-task better)", f"{value:+.2f} %",
+        help="Δm = (1/K) Σₖ (−1)^δₖ (M_multi,k − M_single,k) / M_single,k × 100, with δₖ = 1 when higher is "
+             f"better (accuracy) and 0 when lower is better (MAE); K = {tasks} tasks. With this sign a NEGATIVE "
+             f"Δm means the multi-task model is better on average. Source: {CITATION}",
+    )
+    if value == 0:
+        st.markdown(":gray[**On average, training the tasks together made no difference.**]")
+    elif helped:
+        st.markdown(f":green[:material/check_circle: **On average over the {tasks} tasks, training them together "
+                    f"helped: their metrics are {abs(value):.2f}% better than training each task alone.**]")
+    else:
+        st.markdown(f":red[:material/cancel: **On average over the {tasks} tasks, training them together hurt "
+                    f"(negative transfer): their metrics are {abs(value):.2f}% worse than training each task "
+                    "alone.**]")
+    st.caption("One seed per run: differences of a few percent can be noise. Repeat with other seeds "
+               "before concluding. Δm as defined by Maninis et al. (CVPR 2019) and used in Nash-MTL "
+               "(Navon et al., ICML 2022).")
+
+
+def train_missing_baselines(run, missing_tasks: list[str]) -> None:
+    label = run.label or run.id
+    help_text = ("Queue one single-task run per task that has no baseline yet (finished, queued or running), "
+                 f"labelled “{label} · STL <task>”. They train in the background; come back when they finish.")
+    clicked = st.button(
+        f"Train missing single-task baselines ({len(missing_tasks)})" if missing_tasks
+        else "Train missing single-task baselines", key="compare_train_baselines",
+        disabled=not missing_tasks, help=help_text, icon=":material/play_arrow:",
+    )
+    if not clicked:
+        return
+    runner, queued = get_runner(), []
+    for task in missing_tasks:
+        try:
+            runner.submit(baseline_config(run.config, task), label=f"{label} · STL {task}", owner=owner())
+        except (ConfigError, StoreError) as error:  # QueueFullError is a StoreError
+            done = f"Queued {len(queued)} of {len(missing_tasks)} baselines. " if queued else ""
+            st.error(f"{done}{error}")
+            break
+        queued.append(task)
+    if queued:
+        st.success(f"Queued single-task baselines for: {', '.join(queued)}. They appear above as they train.")
+        try:
+            get_runner().ensure_workers()
+        except Exception as error:  # the runs stay queued; a later page load retries
+            st.warning(f"The runs are queued but no worker could be started now ({error}).")
+
+
+# ----- the page ------------------------------------------------------------------------
+
+def page() -> None:
+    st.title("Compare runs")
+    st.caption("Overlay runs' learning curves, compare their test metrics, and check whether training the "
+               "tasks together beats training each task alone.")
+    try:
+        store = get_store()
+        runs = store.list_runs()
+    except Exception as error:  # an unreadable data folder: say so, do not crash
+        st.error(f"The run store cannot be read: {error}")
+        return
+    if not runs:
+        st.info("No runs yet. Start one on the Train page; it appears here as soon as it is queued.")
+        return
+    picked = pick_runs(runs)
+    if not picked:
+        st.info("Pick one or more runs above to see their curves and metrics.")
+        return
+    live = any(r.state in ACTIVE for r in picked)
+
+    @st.fragment(run_every=3 if live else None)
+    def results() -> None:
+        # Re-read the picked runs each time, so that live runs update in place.
+        fresh = {r.id: r for r in get_store().list_runs()}
+        now = [fresh.get(r.id, r) for r in picked]
+        st.subheader("Final test metrics")
+        metrics_table(now)
+        st.subheader("Curves")
+        draw_curves(now, {r.id: metrics_of(r) for r in now})
+        versus_baselines(now, list(fresh.values()))
+
+    results()
+
+
+ensure_app_entry()  # a direct link (/compare?run=ID) still goes through app.py's navigation
+page()

@@ -1,0 +1,235 @@
+"""Predict: one picture in, every task's prediction out.
+
+Upload a picture, take one with the camera or draw one; the page shows the
+picture as the model sees it after the dataset's preprocessing and each
+task's prediction. Thin page: loading and predicting live in ``mtlcore.predict``.
+"""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from mtlcore import dataset_info
+from mtlcore.images import ImageError, read_image
+from mtlcore.predict import CheckpointError, LoadedModel, load_model, predict_tensor
+from ui.session import ensure_app_entry, get_store, state_badge
+
+DISPLAY_SIZE = 256  # pixels of the "as the model sees it" picture: an 8x8 digit becomes 32x larger
+CANVAS_SIZE = 280
+SOURCES = ("Upload a file", "Take a photo", "Draw")
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model...")
+def cached_model(path: str, modified: float) -> LoadedModel:
+    """The model of a checkpoint, loaded once per version of the file (its modification time)."""
+    return load_model(path, device="cpu")
+
+
+@dataclass
+class Prediction:
+    seen: Image.Image  # the input as the model sees it, upscaled for display
+    predictions: dict[str, dict[str, Any]]
+    milliseconds: float
+    size: tuple[int, int]  # the model's input size, width x height
+
+
+def handle_image(data: bytes, loaded: LoadedModel) -> Prediction:
+    """Preprocess ``data`` like the run's dataset and predict every task.
+
+    Raises ImageError (one sentence) for an empty, unreadable, corrupt or
+    huge file.
+    """
+    started = time.perf_counter()
+    info = dataset_info(loaded.config.dataset.name)
+    # The run's own dataset options (e.g. shapes' image_size) decide the input size.
+    x = info.preprocess(read_image(data), **loaded.config.dataset.options)
+    predictions = predict_tensor(loaded, x)
+    milliseconds = (time.perf_counter() - started) * 1000
+    return Prediction(as_seen(x.detach().cpu().numpy()), predictions, milliseconds, (x.shape[-1], x.shape[-2]))
+
+
+def as_seen(x: np.ndarray) -> Image.Image:
+    """A C x H x W input in [-1, 1] as a picture, enlarged with nearest-neighbour so each pixel shows."""
+    pixels = np.clip(x * 0.5 + 0.5, 0.0, 1.0)
+    pixels = np.rint(pixels * 255).astype(np.uint8)
+    image = Image.fromarray(pixels[0], "L") if pixels.shape[0] == 1 else Image.fromarray(pixels.transpose(1, 2, 0)[..., :3], "RGB")
+    scale = max(1, DISPLAY_SIZE // max(image.size))
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+# ----- choosing the run ------------------------------------------------------------------
+
+def pick_run(store):
+    """Runs that have a checkpoint, newest first; the finished ones preferred. None when there is none."""
+    runs = [r for r in store.list_runs() if store.checkpoint_path(r.id).is_file()]
+    if not runs:
+        st.info("No run has a checkpoint yet. Start one on the Train page: a run writes a checkpoint at the end "
+                "of each epoch, so a running run can be tried after its first epoch.")
+        return None
+    by_id = {r.id: r for r in runs}
+    wanted = st.query_params.get("run")
+    if wanted in by_id and wanted != st.session_state.get("predict_url_run"):
+        st.session_state["predict_run"] = wanted  # a link with ?run=ID picks that run, once
+    elif st.session_state.get("predict_run") not in by_id:
+        st.session_state["predict_run"] = next((r for r in runs if r.state == "finished"), runs[0]).id
+    st.session_state["predict_url_run"] = wanted
+    run_id = st.selectbox(
+        "Run", list(by_id), key="predict_run",
+        format_func=lambda i: (f"{by_id[i].label or 'unnamed'} · {by_id[i].id} · {by_id[i].owner} · "
+                               f"{by_id[i].config.dataset.name}: {', '.join(by_id[i].config.tasks)} · {by_id[i].state}"),
+        help="Runs with a checkpoint, newest first: finished runs, and running ones after their first epoch "
+             "(their latest epoch is used).",
+    )
+    return by_id[run_id]
+
+
+# ----- getting a picture -------------------------------------------------------------------
+
+def default_ink(dataset: str) -> str:
+    return "#e53935" if dataset == "shapes" else "#000000"
+
+
+def image_from_source(dataset: str) -> bytes | None:
+    """The bytes of the picture from the chosen source, or None while there is none."""
+    source = st.radio(
+        "Picture from", SOURCES, horizontal=True, key="predict_source",
+        help="Upload a PNG or JPEG file, take a photo with this device's camera, or draw on the canvas.",
+    )
+    if source == SOURCES[0]:
+        # No ``type=`` filter: Streamlit would refuse a wrong extension with an exception that also
+        # hides the uploader; read_image checks the content instead and says what is wrong in a sentence.
+        upload = st.file_uploader(
+            "Picture (PNG or JPEG)", key="predict_upload",
+            help="A PNG or JPEG picture, at most 50 megapixels. It is not stored: it is only used for this prediction.",
+        )
+        return None if upload is None else upload.getvalue()
+    if source == SOURCES[1]:
+        photo = st.camera_input(
+            "Photo", key="predict_camera",
+            help="Take a picture with this device's camera (your browser asks for permission first).",
+        )
+        return None if photo is None else photo.getvalue()
+    return drawing(dataset)
+
+
+def drawing(dataset: str) -> bytes | None:
+    from streamlit_drawable_canvas import st_canvas  # imported here: it needs a running Streamlit
+
+    tools = {"Freehand": "freedraw", "Rectangle": "rect", "Circle": "circle", "Polygon": "polygon"}
+    colour_column, width_column, tool_column = st.columns(3)
+    colour = colour_column.color_picker(
+        "Ink colour", default_ink(dataset), key=f"predict_ink_{dataset}",
+        help="Colour of the pen and of filled shapes. The shapes dataset knows red, green, blue and yellow; "
+             "for digits any dark colour on the white paper works.",
+    )
+    width = width_column.slider(
+        "Pen width", 1, 60, 24, key="predict_pen",
+        help="Stroke width in canvas pixels. Thick strokes look like the training data once shrunk.",
+    )
+    tool = tool_column.selectbox(
+        "Tool", list(tools), key="predict_tool",
+        help="Freehand draws lines; Rectangle, Circle and Polygon draw filled shapes (click the first point "
+             "again to close a polygon).",
+    )
+    result = st_canvas(
+        fill_color=colour, stroke_width=width, stroke_color=colour, background_color="#ffffff",
+        height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode=tools[tool], return_image_data=True,
+        key="predict_canvas",
+    )
+    pixels = getattr(result, "image_data", None)
+    if pixels is None or not np.any(pixels[..., 3] > 0):
+        st.caption("Draw on the white canvas; the prediction appears when you lift the pen.")
+        return None
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8), "RGBA").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# ----- showing predictions -------------------------------------------------------------------
+
+def probability_bars(task: str, probabilities: dict[str, float], best: str) -> go.Figure:
+    names = list(probabilities)
+    values = [probabilities[n] for n in names]
+    fig = go.Figure(go.Bar(
+        x=values, y=names, orientation="h", text=[f"{v:.0%}" for v in values], textposition="auto",
+        marker_color=["#2e7d32" if n == best else "#90a4ae" for n in names],
+        hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+    ))
+    fig.update_layout(
+        height=max(140, 26 * len(names) + 50), margin=dict(l=10, r=10, t=10, b=30),
+        xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+        yaxis=dict(autorange="reversed", type="category"),
+    )
+    return fig
+
+
+def show_predictions(result: Prediction, loaded: LoadedModel) -> None:
+    seen_column, prediction_column = st.columns([1, 2])
+    with seen_column:
+        width, height = result.size
+        st.image(result.seen, caption=f"As the model sees it: {width} x {height} pixels, shown enlarged")
+    with prediction_column:
+        for task, prediction in result.predictions.items():
+            spec = loaded.tasks[task]
+            if prediction["kind"] == "classification":
+                st.markdown(f"**{task}**: {prediction['class']} ({prediction['probability']:.0%} sure)",
+                            help=spec.description or None)
+                st.plotly_chart(probability_bars(task, prediction["probabilities"], prediction["class"]),
+                                key=f"predict_bars_{task}", config={"displayModeBar": False})
+            else:
+                unit = f" {prediction['unit']}" if prediction.get("unit") else ""
+                st.metric(task, f"{prediction['value']:.2f}{unit}", help=spec.description or None)
+    st.caption(f"Prediction took {result.milliseconds:.1f} ms (preprocessing and model, on the CPU).")
+
+
+# ----- the page --------------------------------------------------------------------------
+
+def page() -> None:
+    st.title("Predict")
+    st.caption("Give a trained model one picture and see every task's prediction at once.")
+    try:
+        store = get_store()
+        run = pick_run(store)
+    except Exception as error:  # an unreadable data folder: say so, do not crash
+        st.error(f"The run store cannot be read: {error}")
+        return
+    if run is None:
+        return
+    info = dataset_info(run.config.dataset.name)
+    if info.input_kind != "image" or info.preprocess is None:
+        st.info(f"Run {run.id} learned from the {info.name} dataset, whose inputs are vectors of numbers, not "
+                "pictures: prediction from an image is not available for it. Pick a run on an image dataset.")
+        return
+    path = store.checkpoint_path(run.id)
+    try:
+        loaded = cached_model(str(path), path.stat().st_mtime)
+    except (CheckpointError, OSError) as error:
+        st.error(f"The model of run {run.id} cannot be loaded: {error}")
+        return
+    epochs = run.config.train.epochs
+    note = f"epoch {loaded.epoch} of {epochs}"
+    if run.state != "finished":
+        note += f"; this run is {run.state}, so its latest checkpoint is used"
+    st.markdown(f"{state_badge(run.state)} Model from {note}.")
+    st.info(f"**What this model expects:** {info.image_hint}", icon=":material/lightbulb:")
+
+    data = image_from_source(info.name)
+    if data is None:
+        return
+    try:
+        result = handle_image(data, loaded)
+    except ImageError as error:
+        st.error(str(error))
+        return
+    show_predictions(result, loaded)
+
+
+ensure_app_entry()  # a direct link (/compare?run=ID) still goes through app.py's navigation
+page()

@@ -1,0 +1,691 @@
+"""Train: choose tasks, weights, architecture and regularisers; start a background run; watch it live.
+
+The page never trains: Start hands the configuration to the runner, a worker
+process trains it, and a fragment polls the store once a second while the
+run is queued or running (and stops polling when it has ended).
+
+The whole configuration lives in the URL's query parameters (the keys of
+``ExperimentConfig.to_flat``, plus ``run`` and ``label``), so a teacher can
+share a link that opens the same setup. Widgets are seeded from the URL when
+it changes from outside (first load, a shared link, a preset), and from the
+page's last configuration when coming back from another page.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import streamlit as st
+
+from mtlcore import ARCHITECTURES, WEIGHTINGS, ConfigError, ExperimentConfig, dataset_info, list_datasets, validate
+from mtlcore import charts
+from mtlcore.config import OPTIMIZERS, REGRESSION_LOSSES, SCHEDULES, TRUNKS, DatasetConfig, set_key
+from mtlcore.runs import NotOwnerError, QueueFullError, StoreError
+from mtlcore.weighting import AggregatedGradient
+from ui.session import ago, ensure_app_entry, get_runner, get_store, owner, page_exists, run_name, state_badge
+from ui.texts import ARCH_SECTION, HELP, SECTIONS, formula_note, loss_formula, option_label
+
+K = "train_"  # prefix of this page's widget and state keys
+NOT_CONFIG = ("run", "label")  # URL keys that are not configuration settings
+ACTIVE = ("queued", "running")
+POLL_SECONDS = 1.0
+LIVE_POINTS = 600  # points per line of the live charts: plenty for a projector, cheap to redraw every second
+
+LR_STEPS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+BATCH_STEPS = (8, 16, 32, 64, 128, 256, 512)
+WD_STEPS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1)
+L1_STEPS = (0.0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+SOFT_STEPS = (0.0, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0)
+# Widget ranges of dataset options that are not plain counts (the help text comes from the dataset).
+OPTION_RANGES = {"correlation": (-1.0, 1.0, 0.05), "label_noise": (0.0, 0.9, 0.05), "image_size": (16, 64, 4),
+                 "scale": (0.1, 10.0, 0.1)}
+
+ss = st.session_state
+
+
+# ----- keys ----------------------------------------------------------------------------
+
+def task_key(dataset: str, task: str) -> str:
+    return f"{K}task__{dataset}__{task}"
+
+
+def weight_key(task: str) -> str:
+    return f"{K}w__{task}"
+
+
+def option_key(dataset: str, option: str) -> str:
+    return f"{K}opt__{dataset}__{option}"
+
+
+def fmt_number(value: float) -> str:
+    return "off" if value == 0 else f"{value:g}"
+
+
+def slider(where, label: str, lo: float, hi: float, key: str, step: float, help: str) -> None:
+    """A slider whose range also holds the value it shows (a link may carry any value)."""
+    value = ss.get(key, lo)
+    kind = type(step)
+    where.slider(label, kind(min(lo, value)), kind(max(hi, value)), step=step, key=key, help=help)
+
+
+def with_value(steps: tuple, value: Any) -> list:
+    """``steps`` plus ``value`` (from a link) if it is not one of them, in order."""
+    return sorted(set(steps) | {value})
+
+
+# ----- configuration <-> widgets ------------------------------------------------------------
+
+def default_tasks(dataset: str) -> tuple[str, ...]:
+    """The default config's tasks when the dataset has them all, else all of the dataset's tasks."""
+    names = [t.name for t in dataset_info(dataset).tasks]
+    default = ExperimentConfig().tasks
+    return default if all(t in names for t in default) else tuple(names)
+
+
+def for_dataset(config: ExperimentConfig, dataset: str) -> ExperimentConfig:
+    """``config`` moved to ``dataset``: its tasks and options reset when the dataset changes."""
+    if config.dataset.name == dataset:
+        return config
+    return dataclasses.replace(config, dataset=DatasetConfig(name=dataset), tasks=default_tasks(dataset),
+                               loss=dataclasses.replace(config.loss, weights={}))
+
+
+def normalise(config: ExperimentConfig) -> ExperimentConfig:
+    """A link with no usable task for its dataset gets the dataset's default tasks."""
+    names = {t.name for t in dataset_info(config.dataset.name).tasks}
+    if not any(t in names for t in config.tasks):
+        return dataclasses.replace(config, tasks=default_tasks(config.dataset.name))
+    return config
+
+
+def config_from_url(pairs: dict[str, str]) -> tuple[ExperimentConfig, list[str]]:
+    """The config the URL describes, applying what can be applied; and one sentence per problem."""
+    config, problems = ExperimentConfig(), []
+    names = [d.name for d in list_datasets()]
+    for key, value in pairs.items():
+        try:
+            candidate = set_key(config, key, value)
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
+        if candidate.dataset.name not in names:
+            problems.append(f"The link names an unknown dataset {candidate.dataset.name!r}; choose one of: {', '.join(names)}.")
+            continue
+        config = candidate
+    info = dataset_info(config.dataset.name)
+    unknown = [t for t in config.tasks if t not in {spec.name for spec in info.tasks}]
+    if unknown:
+        problems.append(f"Dataset {info.name!r} has no task {unknown[0]!r}; its tasks are: "
+                        f"{', '.join(spec.name for spec in info.tasks)}.")
+    return normalise(config), problems
+
+
+def widget_values(config: ExperimentConfig) -> dict[str, Any]:
+    """The session-state value of every widget that shows a setting of ``config``."""
+    info = dataset_info(config.dataset.name)
+    values: dict[str, Any] = {f"{K}dataset": info.name}
+    for spec in info.tasks:
+        values[task_key(info.name, spec.name)] = spec.name in config.tasks
+        values[weight_key(spec.name)] = float(config.weight(spec.name))
+    for name, default in info.options.items():
+        value = config.dataset.options.get(name, default)
+        try:
+            value = bool(value) if isinstance(default, bool) else type(default)(value)
+        except (TypeError, ValueError):
+            value = default  # validate() names the bad value; the control shows the default
+        values[option_key(info.name, name)] = value
+    m, lo, o, t, r = config.model, config.loss, config.optim, config.train, config.reg
+    values.update({
+        f"{K}arch": m.arch, f"{K}trunk": m.trunk, f"{K}width": int(m.width), f"{K}experts": int(m.num_experts),
+        f"{K}method": config.weighting.method,
+        f"{K}regression": lo.regression, f"{K}smoothing": float(lo.label_smoothing), f"{K}focal": float(lo.focal_gamma),
+        f"{K}optim": o.name, f"{K}lr": float(o.lr), f"{K}momentum": float(o.momentum), f"{K}schedule": o.schedule,
+        f"{K}epochs": int(t.epochs), f"{K}batch": int(t.batch_size), f"{K}max_samples": int(t.max_samples),
+        f"{K}patience": int(t.patience), f"{K}diag": int(t.diagnostics_every),
+        f"{K}wd": float(r.weight_decay), f"{K}l1": float(r.l1), f"{K}dropout": float(r.dropout),
+        f"{K}bn": bool(r.batchnorm), f"{K}soft_lambda": float(r.soft_lambda),
+        f"{K}seed": int(config.seed),
+    })
+    return values
+
+
+# Select boxes: the setting they show and the choices they offer.
+CHOICES = {
+    f"{K}arch": ("model.arch", ARCHITECTURES.names()), f"{K}method": ("weighting.method", WEIGHTINGS.names()),
+    f"{K}optim": ("optim.name", list(OPTIMIZERS)), f"{K}schedule": ("optim.schedule", list(SCHEDULES)),
+    f"{K}trunk": ("model.trunk", list(TRUNKS)), f"{K}regression": ("loss.regression", list(REGRESSION_LOSSES)),
+}
+
+
+def sanitise(values: dict[str, Any], problems: list[str] | None = None) -> dict[str, Any]:
+    """Replace choices a select box does not offer (from a hand-edited link) by the default, saying so."""
+    default = widget_values(ExperimentConfig())
+    clean = dict(values)
+    for key, (setting, offered) in CHOICES.items():
+        if key in clean and clean[key] not in offered:
+            if problems is not None:
+                problems.append(f"{setting}={clean[key]} is not available (choose one of: {', '.join(offered)}); "
+                                f"{default[key]} is used instead.")
+            clean[key] = default[key]
+    return clean
+
+
+def seed_widgets(config: ExperimentConfig, overwrite: bool, problems: list[str] | None = None) -> None:
+    """Put ``config``'s values into the widgets' session state (only missing keys unless ``overwrite``)."""
+    for key, value in sanitise(widget_values(config), problems).items():
+        if overwrite or key not in ss:
+            ss[key] = value
+
+
+def config_from_widgets(base: ExperimentConfig) -> ExperimentConfig:
+    """The configuration the widgets show; settings without a widget keep ``base``'s values."""
+    info = dataset_info(ss[f"{K}dataset"])
+
+    def get(name: str, fallback: Any) -> Any:
+        return ss.get(f"{K}{name}", fallback)
+
+    tasks = tuple(t.name for t in info.tasks if ss.get(task_key(info.name, t.name)))
+    weights = {t: float(ss.get(weight_key(t), 1.0)) for t in tasks}
+    weights = {t: w for t, w in weights.items() if w != 1.0}  # 1 is the default: keeps links short
+    options = {}
+    for name, default in info.options.items():
+        value = ss.get(option_key(info.name, name), default)
+        if value != default:
+            options[name] = value
+    method = get("method", base.weighting.method)
+    m, lo, o, t, r = base.model, base.loss, base.optim, base.train, base.reg
+    return dataclasses.replace(
+        base,
+        dataset=dataclasses.replace(base.dataset, name=info.name, options=options),
+        tasks=tasks,
+        model=dataclasses.replace(m, arch=get("arch", m.arch), trunk=get("trunk", m.trunk),
+                                  width=int(get("width", m.width)), num_experts=int(get("experts", m.num_experts))),
+        loss=dataclasses.replace(lo, weights=weights, regression=get("regression", lo.regression),
+                                 label_smoothing=float(get("smoothing", lo.label_smoothing)),
+                                 focal_gamma=float(get("focal", lo.focal_gamma))),
+        weighting=dataclasses.replace(base.weighting, method=method,
+                                      options=base.weighting.options if method == base.weighting.method else {}),
+        optim=dataclasses.replace(o, name=get("optim", o.name), lr=float(get("lr", o.lr)),
+                                  momentum=float(get("momentum", o.momentum)), schedule=get("schedule", o.schedule)),
+        train=dataclasses.replace(t, epochs=int(get("epochs", t.epochs)), batch_size=int(get("batch", t.batch_size)),
+                                  max_samples=int(get("max_samples", t.max_samples)),
+                                  patience=int(get("patience", t.patience)), diagnostics_every=int(get("diag", t.diagnostics_every))),
+        reg=dataclasses.replace(r, weight_decay=float(get("wd", r.weight_decay)), l1=float(get("l1", r.l1)),
+                                dropout=float(get("dropout", r.dropout)), batchnorm=bool(get("bn", r.batchnorm)),
+                                soft_lambda=float(get("soft_lambda", r.soft_lambda))),
+        seed=int(get("seed", base.seed)),
+    )
+
+
+def auto_label(config: ExperimentConfig) -> str:
+    """A readable default label, e.g. "hard · shape+color · color×2"."""
+    parts = [config.model.arch, "+".join(config.tasks) or "no task"]
+    if config.weighting.method != "static":
+        parts.append(config.weighting.method)
+    weights = [f"{t}×{w:g}" for t, w in config.loss.weights.items() if t in config.tasks]
+    if weights:
+        parts.append(" ".join(weights))
+    return " · ".join(parts)
+
+
+# ----- where the settings come from on this run ----------------------------------------------
+
+def sync_from_url() -> list[str]:
+    """Seed the widgets from the URL when it changed from outside; return problems with the link."""
+    url = st.query_params.to_dict()
+    written = ss.get(f"{K}url_written")
+    force = ss.pop(f"{K}force_url", False)
+    problems: list[str] = []
+    if url and (url != written or force):  # first load, a shared link, a preset or the browser's back button
+        pairs = {k: v for k, v in url.items() if k not in NOT_CONFIG}
+        run_id = url.get("run")
+        config = None
+        if run_id:
+            try:
+                record = get_store().get_run(run_id)
+                ss[f"{K}run"] = record.id
+                config = record.config if not pairs else None
+            except StoreError as error:
+                problems.append(str(error))
+        if config is None:
+            config, problems_url = config_from_url(pairs)
+            problems += problems_url
+        seed_widgets(config, overwrite=True, problems=problems)
+        ss[f"{K}config"] = config
+        if "label" in url:
+            ss[f"{K}label"] = url["label"]
+    elif f"{K}dataset" not in ss:  # back from another page: the widgets were dropped, the config was not
+        seed_widgets(ss.get(f"{K}config") or ExperimentConfig(), overwrite=True)
+    return problems
+
+
+def write_url(config: ExperimentConfig) -> None:
+    """Put the configuration (and the page's run and label) in the URL, if it changed."""
+    params = dict(config.to_flat())
+    if ss.get(f"{K}run"):
+        params["run"] = ss[f"{K}run"]
+    if ss.get(f"{K}label"):
+        params["label"] = ss[f"{K}label"]
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+    ss[f"{K}url_written"] = params
+
+
+def reopen(run_id: str) -> None:
+    """Button callback: show an earlier run and load its settings into the controls."""
+    try:
+        record = get_store().get_run(run_id)
+    except StoreError as error:
+        ss[f"{K}notice"] = ("error", str(error))
+        return
+    ss[f"{K}run"] = record.id
+    ss[f"{K}config"] = record.config
+    ss[f"{K}label"] = record.label
+    seed_widgets(record.config, overwrite=True)
+
+
+def reset_settings() -> None:
+    """Button callback: every control back to its default; the page's run is left as it is."""
+    ss[f"{K}config"] = ExperimentConfig()
+    ss[f"{K}label"] = ""
+    seed_widgets(ExperimentConfig(), overwrite=True)
+
+
+# ----- the settings column ---------------------------------------------------------------------
+
+def dataset_section(base: ExperimentConfig) -> ExperimentConfig:
+    """Dataset, its tasks, loss weights and dataset options. Returns the base moved to that dataset."""
+    st.subheader("1 · Data and tasks")
+    names = [d.name for d in list_datasets()]
+    dataset = st.selectbox("Dataset", names, key=f"{K}dataset", help=HELP["dataset"])
+    info = dataset_info(dataset)
+    st.caption(info.description)
+    base = normalise(for_dataset(base, dataset))
+    seed_widgets(base, overwrite=False)  # a dataset chosen just now gets its defaults
+
+    st.markdown("**Tasks** — tick the ones the model learns together")
+    columns = st.columns(min(2, len(info.tasks)))
+    for i, spec in enumerate(info.tasks):
+        if spec.kind == "classification":
+            detail = f"Classification into {spec.num_classes} classes: {', '.join(spec.classes)}. Scored by accuracy."
+        else:
+            detail = f"Regression{f' in {spec.unit}' if spec.unit else ''}. Scored by mean absolute error."
+        columns[i % len(columns)].checkbox(spec.name, key=task_key(dataset, spec.name),
+                                           help=f"{spec.description} {detail}".strip())
+
+    chosen = [t.name for t in info.tasks if ss.get(task_key(dataset, t.name))]
+    if chosen:
+        st.markdown("**Loss weights** — how much each task counts")
+        for task in chosen:
+            slider(st, task, 0.0, 5.0, weight_key(task), 0.1, HELP["weight"])
+    # Open when the options matter to the experiment (synthetic's correlation) or a link changed them.
+    with st.expander("Dataset options", expanded=bool(base.dataset.options) or "correlation" in info.options):
+        for name, default in info.options.items():
+            key, help_text, label = option_key(dataset, name), info.option_help.get(name, ""), option_label(name)
+            if isinstance(default, bool):
+                st.checkbox(label, key=key, help=help_text)
+            elif name in OPTION_RANGES:
+                lo, hi, step = OPTION_RANGES[name]
+                kind = type(default)
+                slider(st, label, kind(lo), kind(hi), key, kind(step), help_text)
+            elif isinstance(default, int):
+                st.number_input(label, min_value=min(0, ss.get(key, 0)), step=100 if "samples" in name else 1,
+                                key=key, help=help_text)
+            else:
+                st.number_input(label, step=0.1, key=key, help=help_text)
+    return base
+
+
+def model_section(base: ExperimentConfig, n_tasks: int) -> None:
+    st.subheader("2 · Model")
+    arch = st.selectbox("Architecture", ARCHITECTURES.names(), key=f"{K}arch", help=HELP["arch"],
+                        format_func=lambda name: name.replace("_", "-"))
+    st.caption(ARCHITECTURES.get(arch).summary + f" — *Learn: {SECTIONS[ARCH_SECTION.get(arch, 'sharing')].title}*")
+    if arch == "single" and n_tasks != 1:
+        st.info("The single architecture trains exactly one task (the baseline): tick one task, or choose another architecture.")
+    if arch == "mmoe":
+        slider(st, "Experts", 1, 8, f"{K}experts", 1, HELP["num_experts"])
+    tasks = [t.name for t in dataset_info(ss[f"{K}dataset"]).tasks if ss.get(task_key(ss[f"{K}dataset"], t.name))]
+    st.plotly_chart(charts.architecture_figure(arch, tasks or ["task"], num_experts=ss.get(f"{K}experts", 4)),
+                    config={"staticPlot": True, "displayModeBar": False}, key=f"{K}arch_diagram")
+
+    method = st.selectbox("Weighting method", WEIGHTINGS.names(), key=f"{K}method", help=HELP["weighting"])
+    st.caption(WEIGHTINGS.get(method).summary)
+
+
+def loss_formula_expander(config: ExperimentConfig) -> None:
+    with st.expander("Loss formula"):
+        kinds = {t.name: t.kind for t in dataset_info(config.dataset.name).tasks}
+        st.latex(loss_formula(config.tasks, config.loss.weights, kinds, config.weighting.method,
+                              config.model.arch, config.reg))
+        method = config.weighting.method
+        gradients = method in WEIGHTINGS and issubclass(WEIGHTINGS.get(method), AggregatedGradient)
+        st.caption(formula_note(method, gradients) + " CE: cross-entropy; MSE: mean squared error.")
+
+
+def training_section() -> None:
+    st.subheader("3 · Training")
+    c1, c2 = st.columns(2)
+    optim = c1.selectbox("Optimiser", list(OPTIMIZERS), key=f"{K}optim", help=HELP["optimiser"])
+    lr_value = ss.get(f"{K}lr", 3e-3)
+    c2.select_slider("Learning rate", with_value(LR_STEPS, lr_value), key=f"{K}lr", format_func=lambda v: f"{v:g}",
+                     help=HELP["lr"])
+    slider(c1, "Epochs", 1, 50, f"{K}epochs", 1, HELP["epochs"])
+    c2.select_slider("Batch size", with_value(BATCH_STEPS, ss.get(f"{K}batch", 64)), key=f"{K}batch",
+                     help=HELP["batch_size"])
+    c1.number_input("Seed", min_value=min(0, ss.get(f"{K}seed", 0)), step=1, key=f"{K}seed", help=HELP["seed"])
+    c2.number_input("Gradient diagnostics every k steps", min_value=min(0, ss.get(f"{K}diag", 0)), step=5,
+                    key=f"{K}diag", help=HELP["diagnostics"])
+    with st.expander("More training settings"):
+        a, b = st.columns(2)
+        a.selectbox("Learning-rate schedule", list(SCHEDULES), key=f"{K}schedule", help=HELP["schedule"])
+        if optim in ("sgd", "rmsprop"):
+            slider(b, "Momentum", 0.0, 0.99, f"{K}momentum", 0.01, HELP["momentum"])
+        a.number_input("Training examples (0 = all)", min_value=min(0, ss.get(f"{K}max_samples", 0)), step=100,
+                       key=f"{K}max_samples", help=HELP["max_samples"])
+        b.selectbox("Regression loss", list(REGRESSION_LOSSES), key=f"{K}regression", help=HELP["regression"])
+        slider(a, "Label smoothing", 0.0, 0.5, f"{K}smoothing", 0.05, HELP["label_smoothing"])
+        slider(b, "Focal loss γ", 0.0, 5.0, f"{K}focal", 0.5, HELP["focal_gamma"])
+        a.selectbox("Trunk", list(TRUNKS), key=f"{K}trunk", help=HELP["trunk"])
+        b.select_slider("Width", with_value((8, 16, 32, 64, 128), ss.get(f"{K}width", 32)), key=f"{K}width",
+                        help=HELP["width"])
+
+
+def regularisation_section(arch: str) -> None:
+    st.subheader("4 · Regularisation")
+    c1, c2 = st.columns(2)
+    c1.select_slider("Weight decay", with_value(WD_STEPS, ss.get(f"{K}wd", 0.0)), key=f"{K}wd",
+                     format_func=fmt_number, help=HELP["weight_decay"])
+    c2.select_slider("L1 on shared weights", with_value(L1_STEPS, ss.get(f"{K}l1", 0.0)), key=f"{K}l1",
+                     format_func=fmt_number, help=HELP["l1"])
+    slider(c1, "Dropout", 0.0, 0.9, f"{K}dropout", 0.05, HELP["dropout"])
+    c2.number_input("Early-stopping patience (epochs, 0 = off)", min_value=min(0, ss.get(f"{K}patience", 0)),
+                    step=1, key=f"{K}patience", help=HELP["patience"])
+    c1.toggle("BatchNorm", key=f"{K}bn", help=HELP["batchnorm"])
+    if arch == "soft":
+        c2.select_slider("Soft-sharing λ", with_value(SOFT_STEPS, ss.get(f"{K}soft_lambda", 0.01)),
+                         key=f"{K}soft_lambda", format_func=fmt_number, help=HELP["soft_lambda"])
+
+
+# ----- the run column ----------------------------------------------------------------------------
+
+def problem_of(config: ExperimentConfig) -> str | None:
+    """Why ``config`` cannot be trained, in one sentence; None when it can."""
+    try:
+        validate(config)
+    except (ConfigError, ValueError) as error:
+        return str(error)
+    return None
+
+
+def start(config: ExperimentConfig, label: str) -> None:
+    try:
+        run_id = get_runner().submit(config, label=label, owner=owner())
+    except QueueFullError as error:
+        tip = " Type your own name in the sidebar so your runs are not counted with everyone's." if owner() == "anonymous" else ""
+        ss[f"{K}notice"] = ("error", str(error) + tip)
+        return
+    except (ConfigError, StoreError, ValueError) as error:
+        ss[f"{K}notice"] = ("error", str(error))
+        return
+    ss[f"{K}run"] = run_id
+    ss[f"{K}notice"] = ("success", f"Queued “{label}”; a background worker trains it and the charts below update live.")
+
+
+def stop(run_id: str) -> None:
+    try:
+        message = get_runner().cancel(run_id, owner=owner())
+    except (NotOwnerError, StoreError) as error:
+        ss[f"{K}notice"] = ("error", str(error))
+        return
+    ss[f"{K}notice"] = ("info", message)
+
+
+def step_logs(run_id: str) -> list[dict]:
+    """All step logs of the run, read incrementally: each poll fetches only the new ones."""
+    cache = ss.get(f"{K}steps")
+    if not cache or cache["run"] != run_id:
+        cache = {"run": run_id, "steps": []}
+    last = cache["steps"][-1]["step"] if cache["steps"] else 0
+    cache["steps"] = cache["steps"] + get_store().step_metrics(run_id, after_step=last)
+    ss[f"{K}steps"] = cache
+    return cache["steps"]
+
+
+def figure(name: str, version: Any, build):
+    """The figure ``name``, rebuilt only when ``version`` changes (a poll with no new epoch reuses it).
+
+    Building Plotly figures is the costly part of a poll; the step chart changes
+    every second, the per-epoch and diagnostics charts only once per epoch.
+    """
+    memo = ss.setdefault(f"{K}figures", {})
+    if memo.get(name, (None, None))[0] != version:
+        memo[name] = (version, build())
+    return memo[name][1]
+
+
+def fmt_metric(value: float | None, metric: str, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if metric == "accuracy":
+        return f"{value:.1%}"
+    return f"{value:.3g}{f' {unit}' if unit else ''}"
+
+
+def results_rows(summary: dict) -> list[dict[str, str]]:
+    """One row per task: test and validation metric, chance level (classification), R² (regression)."""
+    rows = []
+    for task, spec in (summary.get("tasks") or {}).items():
+        metric, unit = spec.get("metric", "accuracy"), spec.get("unit", "")
+        test = (summary.get("test") or {}).get(task, {})
+        val = (summary.get("val") or {}).get(task, {})
+        classes = spec.get("num_classes") or 0
+        rows.append({
+            "Task": task,
+            "Kind": spec.get("kind", ""),
+            "Metric": "accuracy" if metric == "accuracy" else "mean abs. error",
+            "Test": fmt_metric(test.get(metric), metric, unit),
+            "Validation": fmt_metric(val.get(metric), metric, unit),
+            "Chance": f"{1 / classes:.1%}" if spec.get("kind") == "classification" and classes else "—",
+            "R²": f"{test['r2']:.3f}" if "r2" in test else "—",
+        })
+    return rows
+
+
+def eta(steps: list[dict], progress: float) -> str:
+    if len(steps) < 2 or not 0 < progress < 1:
+        return ""
+    elapsed = steps[-1].get("t", 0) - steps[0].get("t", 0)
+    if elapsed <= 0:
+        return ""
+    left = elapsed / max(progress, 1e-6) * (1 - progress)
+    return f" · about {left:.0f} s left" if left < 120 else f" · about {left / 60:.0f} min left"
+
+
+def live_panel(run_id: str, polling: bool) -> None:
+    """The current run: state, progress, live charts; results and diagnostics when there are some."""
+    store = get_store()
+    if polling:
+        get_runner()  # every few seconds: a worker that died is noticed (its run marked) and replaced
+    try:
+        record = store.get_run(run_id)
+    except StoreError as error:
+        st.warning(str(error))
+        return
+    if polling and not record.is_active:
+        st.rerun()  # it has ended: redraw the page once, without polling
+
+    tasks = list(record.config.tasks)
+    st.markdown(f"#### {record.label or 'unnamed'} <span style='font-size:0.8em;color:#666'>· {record.id} · "
+                f"by {record.owner}</span>", unsafe_allow_html=True)
+    steps = step_logs(run_id)
+    epochs = store.epoch_metrics(run_id)
+    total_epochs = record.config.train.epochs
+    epoch_now = steps[-1]["epoch"] if steps else 0
+    status = f"{state_badge(record.state)} · epoch {epoch_now}/{total_epochs} · {record.progress:.0%}"
+    if record.state == "running":
+        status += eta(steps, record.progress)
+    st.progress(min(1.0, max(0.0, record.progress)), text=status)
+    if record.state == "queued":
+        waiting = [r.id for r in reversed(store.list_runs(states=("queued",)))]
+        ahead = waiting.index(run_id) if run_id in waiting else 0
+        st.info(f"Waiting for a worker: {ahead} run{'s' if ahead != 1 else ''} ahead of this one." if ahead
+                else "Next in line: a worker picks it up in a moment.")
+    elif record.state in ("failed", "diverged"):
+        st.error(record.message or f"The run {record.state}.")
+    elif record.state in ("cancelled", "interrupted"):
+        st.warning(record.message or f"The run was {record.state}.")
+    elif record.message and record.state == "running":
+        st.caption(record.message)
+
+    if record.state == "finished" and record.summary:
+        st.markdown("**Test results** (the test split was never used for training or early stopping)")
+        st.dataframe(results_rows(record.summary), hide_index=True, width="stretch", key=f"{K}results")
+        st.caption(record.summary.get("message", "") + (f" Trained on {record.device} in "
+                   f"{record.summary.get('seconds', 0):.0f} s." if record.device else ""))
+        links = st.columns(2)
+        if page_exists("pages/compare.py"):
+            links[0].page_link("pages/compare.py", label="Compare runs", icon="⚖️",
+                               query_params={"run": run_id})
+        if page_exists("pages/predict.py"):
+            links[1].page_link("pages/predict.py", label="Predict with it", icon="🔮",
+                               query_params={"run": run_id})
+
+    if not steps:
+        if record.is_active:
+            st.caption("The first points appear as soon as the worker has built the data and the model.")
+        return
+    specs = {t.name: t for t in dataset_info(record.config.dataset.name).tasks}
+    colors = charts.task_colors(tasks)
+    st.plotly_chart(charts.step_loss_figure(steps, tasks, uirevision=run_id, max_points=LIVE_POINTS),
+                    key=f"{K}chart_steps")
+    if epochs:
+        for task in tasks:
+            spec = specs.get(task)
+            metric = spec.metric if spec else "accuracy"
+            fig = figure(f"epoch_{task}", (run_id, len(epochs)), lambda: charts.epoch_figure(
+                epochs, task, metric, colors[task], chance=spec.chance if spec else None,
+                unit=spec.unit if spec else "", uirevision=run_id))
+            st.plotly_chart(fig, key=f"{K}chart_epoch_{task}")
+    diagnostics_panel(record, steps, epochs, tasks)
+
+
+def diagnostics_panel(record, steps: list[dict], epochs: list[dict], tasks: list[str]) -> None:
+    varying = charts.weights_vary(steps)
+    measured = charts.has_diagnostics(steps, epochs)
+    asked = record.config.train.diagnostics_every > 0
+    if not (varying or measured or asked):
+        return
+    st.markdown("#### How the tasks interact")
+    if varying:
+        st.plotly_chart(charts.weights_figure(steps, tasks, uirevision=record.id, max_points=LIVE_POINTS),
+                        key=f"{K}chart_weights")
+    if not measured:
+        if asked and not ARCHITECTURES.get(record.config.model.arch).has_shared_parameters:
+            st.info("Gradient diagnostics need parameters that the tasks share; soft sharing has none.")
+        elif asked and len(tasks) < 2:
+            st.info("Gradient diagnostics compare tasks: train two or more.")
+        elif asked:
+            st.caption("Waiting for the first gradient measurement…")
+        return
+    measured_steps = sum(1 for s in steps if s.get("diagnostics"))
+    version = (record.id, len(epochs), measured_steps if not epochs else 0)
+    st.plotly_chart(figure("cosine", version, lambda: charts.cosine_figure(steps, epochs, tasks, uirevision=record.id)),
+                    key=f"{K}chart_cosine")
+    st.caption("Blue cells: the two tasks push the shared weights the same way. Red cells: they pull against each "
+               "other — a step that helps one hurts the other (gradient conflict, Yu et al. 2020).")
+    st.plotly_chart(figure("affinity", version, lambda: charts.affinity_figure(epochs, tasks, steps,
+                                                                               uirevision=record.id)),
+                    key=f"{K}chart_affinity")
+    st.caption("Read row i across: a small step on task i alone changes task j's loss. Blue (Z > 0) means training "
+               "i helps j, red (Z < 0) means it hurts; the diagonal is how much the step helps task i itself "
+               "(Fifty et al. 2021).")
+    st.plotly_chart(figure("cosine_lines", (record.id, measured_steps),
+                           lambda: charts.cosine_lines_figure(steps, tasks, uirevision=record.id)),
+                    key=f"{K}chart_cosine_lines")
+
+
+def recent_runs() -> None:
+    runs = get_store().list_runs(owner=owner())[:20]
+    with st.expander(f"Your recent runs ({len(runs)})", expanded=False):
+        if not runs:
+            st.caption("Runs you start appear here (under the name in the sidebar).")
+            return
+        labels = {r.id: f"{state_badge(r.state)} · {run_name(r)} · {ago(r.created_at)}" for r in runs}
+        choice = st.selectbox("Run", list(labels), format_func=labels.get, key=f"{K}reopen_choice",
+                              help=HELP["reopen"])
+        st.button("Open this run", key=f"{K}reopen", on_click=reopen, args=(choice,), help=HELP["reopen"])
+
+
+# ----- the page ---------------------------------------------------------------------------------
+
+ensure_app_entry()
+st.title("🏋️ Train")
+link_problems = sync_from_url()
+for problem in link_problems:
+    st.warning(f"Part of the link was not used: {problem}")
+
+base = ss.get(f"{K}config") or ExperimentConfig()
+settings, run_column = st.columns([9, 10], gap="large")
+with settings:
+    base = dataset_section(base)
+    n_tasks = sum(bool(ss.get(task_key(base.dataset.name, t.name))) for t in dataset_info(base.dataset.name).tasks)
+    with st.container(border=True):
+        model_section(base, n_tasks)
+    with st.container(border=True):
+        training_section()
+    with st.container(border=True):
+        regularisation_section(ss[f"{K}arch"])
+    config = config_from_widgets(base)
+    ss[f"{K}config"] = config
+    st.button("Reset all settings", key=f"{K}reset", on_click=reset_settings,
+              help="Every control back to its default value (your runs are kept).")
+
+problem = problem_of(config)
+with run_column:
+    st.text_input("Run label", key=f"{K}label", placeholder=auto_label(config), help=HELP["label"], max_chars=80)
+    current = ss.get(f"{K}run")
+    record = None
+    if current:
+        try:
+            record = get_store().get_run(current)
+        except StoreError:
+            ss.pop(f"{K}run", None)
+    b1, b2 = st.columns(2)
+    start_clicked = b1.button("▶ Start", type="primary", key=f"{K}start", disabled=problem is not None,
+                              help=HELP["start"], width="stretch")
+    can_stop = record is not None and record.is_active and record.owner == owner()
+    stop_clicked = b2.button("■ Stop", key=f"{K}stop", disabled=not can_stop, help=HELP["stop"], width="stretch")
+    if problem:
+        st.error(problem)
+    if record is not None and record.is_active and record.owner != owner():
+        st.caption(f"Only {record.owner} can stop this run.")
+    if start_clicked and problem is None:
+        start(config, (ss.get(f"{K}label") or "").strip() or auto_label(config))
+        st.rerun()  # redraw with the new run: its panel, the Stop button, the URL
+    if stop_clicked and can_stop:
+        stop(record.id)
+        st.rerun()
+    if owner() == "anonymous":
+        st.caption("Tip: type your name in the sidebar, so that you can find and stop your runs.")
+    notice = ss.pop(f"{K}notice", None)
+    if notice and notice[0] == "error":
+        st.error(notice[1])
+    elif notice:
+        st.toast(notice[1], icon="✅" if notice[0] == "success" else "ℹ️")
+    loss_formula_expander(config)
+
+    write_url(config)
+    run_id = ss.get(f"{K}run")
+    if run_id:
+        try:
+            active = get_store().get_run(run_id).is_active
+        except StoreError:
+            active = False
+        panel = st.fragment(live_panel, run_every=POLL_SECONDS if active else None)
+        with st.container(border=True):
+            panel(run_id, active)
+    else:
+        st.info("Choose tasks and settings on the left, then press **Start**. The run trains in the background; "
+                "its curves appear here as it learns.")
+    recent_runs()
