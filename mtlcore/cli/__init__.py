@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import datasets, download, predict, runs, train
+from . import datasets, download, predict, runs, study, train
 from .common import run_guarded
 
-COMMANDS = (datasets, download, train, predict, runs)
+COMMANDS = (datasets, download, train, predict, runs, study)
 
 
 def build_parser() -> argparse.ArgumentParser:

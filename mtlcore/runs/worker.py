@@ -74,11 +74,28 @@ def _work(store: RunStore, name: str, beat: "_Heartbeat", shutdown: threading.Ev
         beat.run_id = record.id
         train_one(store, record, shutdown, device)
         beat.run_id = None
+        advance_studies(store)
         trained += 1
         idle_since = time.monotonic()
         if once:
             break
     return trained
+
+
+def advance_studies(store: RunStore) -> None:
+    """Submit the next members of studies waiting on the per-person queue cap.
+
+    A study submits its members through the runner, so each person's cap
+    applies; after every run this worker moves studies on, so a study
+    finishes even with no browser tab open.
+    """
+    from ..studies import StudyStore  # imported late: studies build on the runner
+    from .runner import Runner
+
+    try:
+        StudyStore(store).advance_all(Runner(store, max_workers=0))
+    except Exception:  # a study's bookkeeping must never stop the worker
+        traceback.print_exc()
 
 
 def train_one(store: RunStore, record: RunRecord, shutdown: threading.Event | None = None,
