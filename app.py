@@ -2,11 +2,11 @@
 
 Page configuration, navigation and the sidebar every page shares: who you
 are, where the runs are stored, and how busy the training queue is. The
-pages live in ``pages/``; all training happens in background workers.
+pages live in ``views/`` (not ``pages/``: Streamlit would run a folder of
+that name as an old-style multipage app, skipping this file); all training happens in background workers.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import streamlit as st
 
@@ -16,29 +16,14 @@ from ui.texts import HELP
 
 st.set_page_config(page_title="MTL Lab", page_icon="🧪", layout="wide", initial_sidebar_state="expanded")
 
-HERE = Path(__file__).resolve().parent
-
-
-def _page(path: str, title: str, icon: str, default: bool = False) -> st.Page:
-    """A page from ``path``; a placeholder with the same address while the file is being written."""
-    if (HERE / path).is_file():
-        return st.Page(path, title=title, icon=icon, default=default)
-
-    def coming_soon() -> None:
-        st.title(title)
-        st.info(f"The {title} page is not installed yet ({path} is missing).")
-
-    return st.Page(coming_soon, title=title, icon=icon, url_path=Path(path).stem, default=default)
-
-
 PAGES = [
-    _page("pages/home.py", "Home", "🏠", default=True),
-    _page("pages/train.py", "Train", "🏋️"),
-    _page("pages/compare.py", "Compare", "⚖️"),
-    *([_page("pages/studies.py", "Studies", "🔬")] if (HERE / "pages/studies.py").is_file() else []),
-    _page("pages/predict.py", "Predict", "🔮"),
-    *([_page("pages/data.py", "Data", "🗂️")] if (HERE / "pages/data.py").is_file() else []),
-    _page("pages/learn.py", "Learn", "📖"),
+    st.Page("views/home.py", title="Home", icon="🏠", default=True),
+    st.Page("views/train.py", title="Train", icon="🏋️"),
+    st.Page("views/compare.py", title="Compare", icon="⚖️"),
+    st.Page("views/studies.py", title="Studies", icon="🔬"),
+    st.Page("views/predict.py", title="Predict", icon="🔮"),
+    st.Page("views/data.py", title="Data", icon="🗂️"),
+    st.Page("views/learn.py", title="Learn", icon="📖"),
 ]
 page = st.navigation(PAGES)
 

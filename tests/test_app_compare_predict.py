@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import ui.session from the project root
     sys.path.insert(0, str(ROOT))
 
-COMPARE, PREDICT = str(ROOT / "pages" / "compare.py"), str(ROOT / "pages" / "predict.py")
+COMPARE, PREDICT = str(ROOT / "views" / "compare.py"), str(ROOT / "views" / "predict.py")
 TIMEOUT = 60
 
 

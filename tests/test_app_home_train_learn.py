@@ -106,7 +106,7 @@ def test_a_preset_opens_train_with_its_settings(home):
 # ----- Train: settings ----------------------------------------------------------------------
 
 def test_train_opens_with_the_default_settings(home):
-    at = open_app(page="pages/train.py")
+    at = open_app(page="views/train.py")
     assert values(at.selectbox)["train_dataset"] == "shapes"
     ticked = [k.rsplit("__", 1)[1] for k, v in values(at.checkbox).items() if k.startswith("train_task__") and v]
     assert sorted(ticked) == sorted(ExperimentConfig().tasks)
@@ -122,7 +122,7 @@ def test_train_opens_with_the_default_settings(home):
 def test_train_takes_its_settings_from_a_shared_link_and_keeps_the_link_up_to_date(home):
     link = {"dataset.name": "synthetic", "tasks": "task_a,task_b", "loss.weights.task_a": "2.5",
             "model.arch": "mmoe", "optim.lr": "0.01", "dataset.correlation": "0.9", "train.epochs": "3"}
-    at = open_app(page="pages/train.py", params=link)
+    at = open_app(page="views/train.py", params=link)
     assert values(at.selectbox)["train_dataset"] == "synthetic"
     assert values(at.selectbox)["train_arch"] == "mmoe"
     assert at.slider(key="train_w__task_a").value == 2.5
@@ -139,7 +139,7 @@ def test_train_takes_its_settings_from_a_shared_link_and_keeps_the_link_up_to_da
 
 
 def test_impossible_settings_are_explained_and_cannot_be_started(home):
-    at = open_app(owner="impossible", page="pages/train.py", params={"tasks": "shape,color"})
+    at = open_app(owner="impossible", page="views/train.py", params={"tasks": "shape,color"})
     for task in ("shape", "color"):
         at.slider(key=f"train_w__{task}").set_value(0.0)
     at.run()
@@ -162,7 +162,7 @@ def test_impossible_settings_are_explained_and_cannot_be_started(home):
 # ----- Train: a real background run ---------------------------------------------------------
 
 def test_start_trains_in_the_background_and_shows_each_tasks_results(home):
-    at = open_app(owner="alice", page="pages/train.py", params=TINY)
+    at = open_app(owner="alice", page="views/train.py", params=TINY)
     at.text_input(key="train_label").input("tiny run")
     at.button(key="train_start").click().run()
     assert not at.error, [e.value for e in at.error]
@@ -181,13 +181,13 @@ def test_start_trains_in_the_background_and_shows_each_tasks_results(home):
     assert RunStore(home).get_run(run_id).state == "finished"
 
     # A reload (a new session with the same link) shows the same run again.
-    again = open_app(owner="alice", page="pages/train.py", params={**TINY, "run": run_id})
+    again = open_app(owner="alice", page="views/train.py", params={**TINY, "run": run_id})
     assert again.session_state["train_run"] == run_id
     assert len(again.dataframe) == 1
     assert any("tiny run" in m.value for m in again.markdown)
 
     # So does reopening it from "Your recent runs", which also puts its settings back in the controls.
-    later = open_app(owner="alice", page="pages/train.py")
+    later = open_app(owner="alice", page="views/train.py")
     assert "train_run" not in later.session_state
     later.selectbox(key="train_reopen_choice").set_value(run_id).run()
     later.button(key="train_reopen").click().run()
@@ -198,14 +198,14 @@ def test_start_trains_in_the_background_and_shows_each_tasks_results(home):
 
 def test_only_the_owner_can_stop_a_run(home):
     long_run = {**TINY, "train.epochs": "500", "train.batch_size": "8"}
-    mine = open_app(owner="bob", page="pages/train.py", params=long_run)
+    mine = open_app(owner="bob", page="views/train.py", params=long_run)
     assert mine.button(key="train_stop").disabled  # nothing to stop yet
     mine.button(key="train_start").click().run()
     run_id = mine.session_state["train_run"]
     try:
         assert not mine.button(key="train_stop").disabled  # queued or training: bob may stop it
 
-        others = open_app(owner="carol", page="pages/train.py", params={"run": run_id})
+        others = open_app(owner="carol", page="views/train.py", params={"run": run_id})
         assert others.button(key="train_stop").disabled
         assert any("Only bob can stop this run" in c.value for c in others.caption)
 
@@ -221,7 +221,7 @@ def test_only_the_owner_can_stop_a_run(home):
 # ----- Learn ---------------------------------------------------------------------------------
 
 def test_learn_explains_each_idea_with_its_paper(home):
-    at = open_app(page="pages/learn.py")
+    at = open_app(page="views/learn.py")
     headers = [h.value for h in at.header]
     for title in ("What multi-task learning is", "Cross-stitch networks", "Gradient conflict", "Task affinity"):
         assert title in headers
@@ -265,3 +265,10 @@ def test_the_loss_formula_shows_the_slider_weights():
     latex = loss_formula(["shape", "size"], {"shape": 2.0}, {"shape": "classification", "size": "regression"})
     assert r"2\,\underbrace{\mathcal{L}_{\text{shape}}}_{\mathrm{CE}}" in latex  # the slider's 2
     assert r"\mathcal{L}_{\text{size}}}_{\mathrm{MSE}}" in latex
+
+
+@pytest.mark.parametrize("view", ["views/studies.py", "views/data.py"])
+def test_the_studies_and_data_pages_render_inside_the_app(home, view):
+    at = open_app(page=view)
+    assert at.title, f"{view} shows no title"
+    assert not at.error, [e.value for e in at.error]

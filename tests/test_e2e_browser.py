@@ -206,10 +206,9 @@ def test_start_a_run_watch_it_learn_and_predict_with_it(app_url, browser, tmp_pa
 
     assert not errors, f"JavaScript errors in the page: {errors}"
     # A link straight to a page (as shared from Train) must still get app.py's navigation and sidebar.
-    # Streamlit runs the pages/ folder as an old-style multipage app, without app.py, until app.py
-    # has called st.navigation once in that server process.
+    # (A folder named pages/ would make Streamlit run the page alone, without app.py.)
     nav = page.locator("[data-testid=stSidebarNav]").inner_text()
     assert "Predict" in nav and "Compare" in nav, (
         f"The sidebar lists {nav.split()!r}, not app.py's pages: a fresh server opened at /train ran the "
-        "pages/ folder as a Streamlit multipage app without app.py."
+        "page without app.py."
     )

@@ -89,33 +89,3 @@ def ago(timestamp: float | None) -> str:
         if seconds >= size:
             return f"{int(seconds // size)} {unit} ago"
     return f"{int(seconds)} s ago"
-
-
-def page_exists(path: str) -> bool:
-    """True if the page file (relative to the app's folder) is there, e.g. "pages/predict.py"."""
-    return (Path(__file__).resolve().parents[1] / path).is_file()
-
-
-def ensure_app_entry() -> None:
-    """Run this page inside ``app.py`` even when Streamlit started it on its own.
-
-    Until ``app.py`` has called ``st.navigation`` once in a server process,
-    Streamlit treats the ``pages/`` folder as an old-style multipage app: a
-    link straight to ``/train`` (say, shared by a teacher just after the
-    server started) runs the page alone, without the page settings and the
-    shared sidebar (AppTest does the same on every run after a page switch).
-    Then this switches that mode off and runs ``app.py`` here, which shows
-    the sidebar and runs this page once more, and stops the lone run. Pages
-    call this first thing, before they draw anything.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without that internal: nothing to fix
-        return
-    if not getattr(PagesManager, "uses_pages_directory", False):
-        return
-    PagesManager.uses_pages_directory = False
-    entry = Path(__file__).resolve().parents[1] / "app.py"
-    exec(compile(entry.read_text(encoding="utf-8"), str(entry), "exec"),  # noqa: S102
-         {"__name__": "__main__", "__file__": str(entry)})
-    st.stop()

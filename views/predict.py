@@ -19,7 +19,7 @@ from PIL import Image
 from mtlcore import dataset_info
 from mtlcore.images import ImageError, read_image
 from mtlcore.predict import CheckpointError, LoadedModel, load_model, predict_tensor
-from ui.session import ensure_app_entry, get_store, state_badge
+from ui.session import get_store, state_badge
 
 DISPLAY_SIZE = 256  # pixels of the "as the model sees it" picture: an 8x8 digit becomes 32x larger
 CANVAS_SIZE = 280
@@ -231,5 +231,4 @@ def page() -> None:
     show_predictions(result, loaded)
 
 
-ensure_app_entry()  # a direct link (/compare?run=ID) still goes through app.py's navigation
 page()

@@ -22,7 +22,7 @@ from mtlcore import charts
 from mtlcore.config import OPTIMIZERS, REGRESSION_LOSSES, SCHEDULES, TRUNKS, DatasetConfig, set_key
 from mtlcore.runs import NotOwnerError, QueueFullError, StoreError
 from mtlcore.weighting import AggregatedGradient
-from ui.session import ago, ensure_app_entry, get_runner, get_store, owner, page_exists, run_name, state_badge
+from ui.session import ago, get_runner, get_store, owner, run_name, state_badge
 from ui.texts import ARCH_SECTION, HELP, SECTIONS, formula_note, loss_formula, option_label
 
 K = "train_"  # prefix of this page's widget and state keys
@@ -544,12 +544,8 @@ def live_panel(run_id: str, polling: bool) -> None:
         st.caption(record.summary.get("message", "") + (f" Trained on {record.device} in "
                    f"{record.summary.get('seconds', 0):.0f} s." if record.device else ""))
         links = st.columns(2)
-        if page_exists("pages/compare.py"):
-            links[0].page_link("pages/compare.py", label="Compare runs", icon="⚖️",
-                               query_params={"run": run_id})
-        if page_exists("pages/predict.py"):
-            links[1].page_link("pages/predict.py", label="Predict with it", icon="🔮",
-                               query_params={"run": run_id})
+        links[0].page_link("views/compare.py", label="Compare runs", icon="⚖️", query_params={"run": run_id})
+        links[1].page_link("views/predict.py", label="Predict with it", icon="🔮", query_params={"run": run_id})
 
     if not steps:
         if record.is_active:
@@ -619,7 +615,6 @@ def recent_runs() -> None:
 
 # ----- the page ---------------------------------------------------------------------------------
 
-ensure_app_entry()
 st.title("🏋️ Train")
 link_problems = sync_from_url()
 for problem in link_problems:

@@ -5,13 +5,11 @@ import streamlit as st
 
 from mtlcore import ARCHITECTURES, WEIGHTINGS
 from mtlcore.charts import architecture_figure
-from ui.session import ensure_app_entry
 from ui.texts import LEARN_ORDER, SECTIONS
 
 DIAGRAM_TASKS = ["task A", "task B"]
 DIAGRAMS = {"sharing": ("hard", "soft"), "cross_stitch": ("cross_stitch",), "mmoe": ("mmoe",)}
 
-ensure_app_entry()
 st.title("📖 Learn")
 st.markdown("Short explanations of everything the Train page lets you change. "
             "Each section ends with the paper to read next.")

@@ -5,7 +5,6 @@ import streamlit as st
 
 from mtlcore.charts import architecture_figure
 from ui.presets import PRESETS
-from ui.session import ensure_app_entry
 from ui.texts import SECTIONS
 
 DIAGRAM_TASKS = ["shape", "color", "size"]
@@ -15,10 +14,9 @@ def open_preset(index: int) -> None:
     """Open Train with the preset's settings in the URL (so the link can be shared)."""
     preset = PRESETS[index]
     st.session_state["train_force_url"] = True  # Train takes the URL's settings even if it has its own
-    st.switch_page("pages/train.py", query_params={**preset.settings, "label": preset.label})
+    st.switch_page("views/train.py", query_params={**preset.settings, "label": preset.label})
 
 
-ensure_app_entry()
 st.title("🧪 MTL Lab")
 st.markdown("#### Train one network on several tasks at once — and see when sharing helps and when it hurts.")
 

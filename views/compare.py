@@ -15,7 +15,7 @@ from mtlcore.compare import (
     CITATION, Baselines, baseline_config, compare_to_baselines, delta_m, results_table, rows_to_csv, task_scoring,
 )
 from mtlcore.runs import StoreError
-from ui.session import ensure_app_entry, get_runner, get_store, owner, run_name
+from ui.session import get_runner, get_store, owner, run_name
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
@@ -364,5 +364,4 @@ def page() -> None:
     results()
 
 
-ensure_app_entry()  # a direct link (/compare?run=ID) still goes through app.py's navigation
 page()

@@ -1,0 +1,33 @@
+"""The app's layout rules: thin pages that call mtlcore, every page reachable."""
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_FILES = [ROOT / "app.py", *sorted((ROOT / "views").glob("*.py")), *sorted((ROOT / "ui").glob("*.py"))]
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_pages_never_import_torch():
+    offenders = [p.name for p in APP_FILES if "torch" in imported_modules(p) or "torchvision" in imported_modules(p)]
+    assert not offenders, f"pages must call mtlcore, not torch: {offenders}"
+
+
+def test_every_view_is_in_the_navigation():
+    app = (ROOT / "app.py").read_text()
+    for view in (ROOT / "views").glob("*.py"):
+        assert f'"views/{view.name}"' in app, f"{view.name} is not listed in app.py's navigation"
+
+
+def test_no_pages_folder_that_streamlit_would_run_without_app_py():
+    # Streamlit runs a folder named pages/ as an old-style multipage app on a
+    # direct link, skipping app.py's navigation and sidebar.
+    assert not (ROOT / "pages").exists()
