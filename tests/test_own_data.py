@@ -262,7 +262,7 @@ def test_the_data_page_lists_every_dataset_says_what_is_missing_and_deletes_impo
     from streamlit.testing.v1 import AppTest
 
     import_images(write_folder(tmp_path / "pets"), "pets")
-    page = str(Path(__file__).resolve().parents[1] / "pages" / "data.py")
+    page = str(Path(__file__).resolve().parents[1] / "views" / "data.py")
     at = AppTest.from_file(page, default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     listed = at.dataframe[0].value

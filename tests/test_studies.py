@@ -411,7 +411,7 @@ def test_the_page_starts_a_study_and_draws_its_result_as_runs_finish(page_home):
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "studies.py"), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "views" / "studies.py"), default_timeout=60)
     at.run()
     assert not at.exception
     assert any("12 runs" in c.value for c in at.caption)  # stl-vs-mtl, 3 tasks, 3 seeds
