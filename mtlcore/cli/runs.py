@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--idle-exit", type=float, metavar="SECONDS",
                         help="exit after this many seconds with nothing queued (default: wait forever)")
     parser.add_argument("--device", help="train on this device (e.g. cuda:1) unless a run asks for cpu")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="train on a Ray cluster instead (auto, local or ray://host:10001); needs requirements-ray.txt")
     parser.set_defaults(func=worker)
 
     parser = subparsers.add_parser("submit", help="queue a background run; prints its id")
@@ -64,8 +66,24 @@ def worker(args) -> int:
     from ..runs import run_worker
 
     _store(args)  # a clear sentence for an unwritable folder, before loading torch models
+    if args.ray:
+        return _ray_worker(args)
     trained = run_worker(args.home, once=args.once, idle_exit=args.idle_exit, device=args.device)
     print(f"Worker stopped after training {trained} run(s).")
+    return 0
+
+
+def _ray_worker(args) -> int:
+    """The Ray dispatcher: claims queued runs and trains them on the cluster at ``--ray``."""
+    try:
+        from ..runs.ray_dispatcher import run_ray_dispatcher
+        import ray  # noqa: F401  (only to say clearly when it is missing)
+    except ImportError:
+        raise CommandError("--ray needs Ray: pip install -r requirements-ray.txt") from None
+    # --once means "until the queue is empty" here: runs train side by side, not one at a time.
+    idle_exit = 0.0 if args.once else args.idle_exit
+    ended = run_ray_dispatcher(args.home, args.ray, idle_exit=idle_exit)
+    print(f"Ray dispatcher stopped after {ended} run(s) ended.")
     return 0
 
 

@@ -13,6 +13,9 @@ app restarts. One file per job:
     worker.py       run_worker: the loop of a worker process
     runner.py       Runner: submit, cancel, ensure_workers (what the app calls)
     processes.py    is a process alive, stop it
+    ray_dispatcher.py   optional second executor: sends queued runs to a Ray
+                        cluster and writes what comes back into the store
+    ray_remote.py   what runs on the cluster: the training task, the mailbox actor
 
     >>> from mtlcore.runs import RunStore, Runner
     >>> runner = Runner(RunStore())

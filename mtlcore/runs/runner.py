@@ -6,7 +6,11 @@
     runner.cancel(run_id, owner="alice")
 
 Training happens in separate worker processes, never in the page's thread,
-so pages stay responsive. Workers are started detached (their own session),
+so pages stay responsive. With ``ray_address`` (or MTL_RAY_ADDRESS) the one
+"worker" is a Ray dispatcher instead, which trains runs on a Ray cluster
+(ray_dispatcher.py); without it Ray is never imported.
+
+Workers are started detached (their own session),
 so a Streamlit rerun or restart does not kill them, and a restarted app
 finds them through the store instead of starting more.
 """
@@ -42,8 +46,11 @@ class Runner:
     ahead of everyone else.
     """
 
-    def __init__(self, store: RunStore, max_workers: int | None = None, queue_cap_per_owner: int = 3):
+    def __init__(self, store: RunStore, max_workers: int | None = None, queue_cap_per_owner: int = 3,
+                 ray_address: str | None = None):
         self.store = store
+        # auto, local or ray://host:10001: train on Ray through one dispatcher; None: local workers.
+        self.ray_address = ray_address or os.environ.get("MTL_RAY_ADDRESS") or None
         self.max_workers = default_worker_count() if max_workers is None else max_workers
         self.queue_cap_per_owner = queue_cap_per_owner
         self._children: dict[int, subprocess.Popen] = {}  # workers this process started
@@ -75,7 +82,12 @@ class Runner:
 
     # ----- workers -------------------------------------------------------------
     def worker_devices(self) -> list[str | None]:
-        """The device of each worker slot: its own GPU when there are GPUs, else None (the config decides)."""
+        """The device of each worker slot: its own GPU when there are GPUs, else None (the config decides).
+
+        With Ray, a single slot, "ray": one dispatcher feeds the whole cluster.
+        """
+        if self.ray_address:
+            return ["ray"] if self.max_workers else []
         import torch
 
         gpus = torch.cuda.device_count()
@@ -110,7 +122,9 @@ class Runner:
     def _start_worker(self, device: str | None) -> int:
         """Launch ``python -m mtlcore worker`` detached, its output in home/logs; return its pid."""
         command = [sys.executable, "-m", "mtlcore", "worker", "--home", str(self.store.home)]
-        if device is not None:
+        if device == "ray":
+            command += ["--ray", self.ray_address]
+        elif device is not None:
             command += ["--device", device]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
