@@ -17,8 +17,8 @@ import streamlit as st
 from PIL import Image
 
 from mtlcore import dataset_info
-from mtlcore.images import ImageError, read_image
-from mtlcore.predict import CheckpointError, LoadedModel, load_model, predict_tensor
+from mtlcore.images import ImageError
+from mtlcore.predict import CheckpointError, LoadedModel, load_model, predict_tensor, preprocess
 from ui.session import get_store, state_badge
 
 DISPLAY_SIZE = 256  # pixels of the "as the model sees it" picture: an 8x8 digit becomes 32x larger
@@ -47,9 +47,8 @@ def handle_image(data: bytes, loaded: LoadedModel) -> Prediction:
     huge file.
     """
     started = time.perf_counter()
-    info = dataset_info(loaded.config.dataset.name)
     # The run's own dataset options (e.g. shapes' image_size) decide the input size.
-    x = info.preprocess(read_image(data), **loaded.config.dataset.options)
+    x = preprocess(data, loaded.config.dataset.name, loaded.config.dataset.options)
     predictions = predict_tensor(loaded, x)
     milliseconds = (time.perf_counter() - started) * 1000
     return Prediction(as_seen(x.detach().cpu().numpy()), predictions, milliseconds, (x.shape[-1], x.shape[-2]))

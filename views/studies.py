@@ -238,7 +238,7 @@ def study_panel(study_id: str, was_running: bool) -> None:
         if record.kind == "stl-vs-mtl" and result["delta_m"] is not None:
             st.metric("Delta_m (negative = multi-task better)", f"{result['delta_m']:+.2f} %",
                       help="Mean over tasks of the relative change of each test metric, multi-task against "
-                           "single-task, signed so that negative means sharing helped (Maninis et al., CVPR 2019).")
+                           "single-task, signed so that negative means sharing helped (Maninis et al., CVPR 2019, with the sign of Nash-MTL, Navon et al. 2022).")
         charts = figures(record.kind, result)
         columns = st.columns(len(charts)) if record.kind == "pairs" else [st.container() for _ in charts]
         for k, (fig, column) in enumerate(zip(charts, columns)):

@@ -83,12 +83,16 @@ def resolve_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]
     for key, value in options.items():
         default = info.options[key]
         # Coerce to the default's type so that "0.5" from a URL becomes 0.5.
-        if isinstance(default, bool):
-            value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-        elif isinstance(default, int) and not isinstance(value, bool):
-            value = int(float(value))
-        elif isinstance(default, float):
-            value = float(value)
+        try:
+            if isinstance(default, bool):
+                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int) and not isinstance(value, bool):
+                value = int(float(value))
+            elif isinstance(default, float):
+                value = float(value)
+        except (TypeError, ValueError):
+            kind = "a whole number" if isinstance(default, int) else "a number"
+            raise ValueError(f"Option dataset.{key} of {name!r} must be {kind} (default {default}), got {value!r}.") from None
         resolved[key] = value
     return resolved
 

@@ -30,6 +30,11 @@ from .store import RunStore
 # Where ``python -m mtlcore`` is importable from, for workers started in another folder.
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
+# A worker the app started exits after this long without work, so that a
+# closed app leaves no process polling the store or holding (GPU) memory;
+# the pages' ensure_workers() starts a new one when it is needed again.
+IDLE_EXIT_SECONDS = 900
+
 
 def default_worker_count() -> int:
     """One worker per CUDA GPU (each trains on its own), else one."""
@@ -121,7 +126,8 @@ class Runner:
 
     def _start_worker(self, device: str | None) -> int:
         """Launch ``python -m mtlcore worker`` detached, its output in home/logs; return its pid."""
-        command = [sys.executable, "-m", "mtlcore", "worker", "--home", str(self.store.home)]
+        command = [sys.executable, "-m", "mtlcore", "worker", "--home", str(self.store.home),
+                   "--idle-exit", str(IDLE_EXIT_SECONDS)]
         if device == "ray":
             command += ["--ray", self.ray_address]
         elif device is not None:
