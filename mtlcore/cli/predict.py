@@ -19,6 +19,8 @@ def run(args) -> int:
     from ..predict import CheckpointError, load_model, predict_image
 
     path = Path(args.run)
+    if not path.exists():
+        raise CommandError(f"There is no run folder or checkpoint at {path}; give the --out folder of a training run.")
     checkpoint = path / "checkpoint.pt" if path.is_dir() else path
     try:
         loaded = load_model(checkpoint)
