@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, get_type_hints
 
@@ -74,6 +75,8 @@ class TrainConfig:
     patience: int = 0  # early stopping: epochs without validation gain; 0 = off
     log_every: int = 1  # steps between logged training losses
     diagnostics_every: int = 0  # steps between gradient diagnostics; 0 = off
+    diagnostics_cosine: str = "exact"  # exact (shared parameters) or features (cheaper, approximate); see diagnostics.py
+    precision: str = "auto"  # auto (bfloat16 where native and it pays), float32, bfloat16; see mtlcore/speed.py
 
 
 @dataclass(frozen=True)
@@ -107,18 +110,20 @@ class ExperimentConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ExperimentConfig":
-        return _from_plain(cls, data, prefix="")
+    def from_dict(cls, data: dict[str, Any], strict: bool = True) -> "ExperimentConfig":
+        """Build from plain data; ``strict=False`` skips settings this version
+        does not know (a config stored by an older or newer MTL Lab)."""
+        return _from_plain(cls, data, prefix="", strict=strict)
 
     @classmethod
-    def from_json(cls, text: str) -> "ExperimentConfig":
+    def from_json(cls, text: str, strict: bool = True) -> "ExperimentConfig":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise ConfigError(f"The configuration is not valid JSON: {error}.") from None
         if not isinstance(data, dict):
             raise ConfigError("The configuration must be a JSON object.")
-        return cls.from_dict(data)
+        return cls.from_dict(data, strict=strict)
 
     def to_flat(self) -> dict[str, str]:
         """Flat ``{"dotted.key": "text"}`` pairs; only settings that differ
@@ -266,13 +271,15 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-def _from_plain(cls: type, data: Any, prefix: str) -> Any:
+def _from_plain(cls: type, data: Any, prefix: str, strict: bool = True) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"Setting {prefix.rstrip('.') or 'config'!r} must be an object.")
     hints = get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
-    if unknown:
+    if unknown and not strict:
+        data = {k: v for k, v in data.items() if k in known}
+    elif unknown:
         raise ConfigError(
             f"Unknown setting {prefix + unknown[0]!r}; valid: {', '.join(prefix + k for k in sorted(known))}."
         )
@@ -280,11 +287,12 @@ def _from_plain(cls: type, data: Any, prefix: str) -> Any:
     for name, value in data.items():
         kind = hints[name]
         if is_dataclass(kind):
-            kwargs[name] = _from_plain(kind, value, prefix + name + ".")
+            kwargs[name] = _from_plain(kind, value, prefix + name + ".", strict)
         elif _is_dict(kind):
             if not isinstance(value, dict):
                 raise ConfigError(f"Setting {prefix + name!r} must be an object.")
-            kwargs[name] = {k: (float(v) if name == "weights" else v) for k, v in value.items()}
+            kwargs[name] = {k: (_convert(v, float, f"{prefix}{name}.{k}") if name == "weights" else v)
+                            for k, v in value.items()}
         else:
             kwargs[name] = _convert(value, kind, prefix + name)
     return cls(**kwargs)
@@ -313,6 +321,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "cosine", "step")
 REGRESSION_LOSSES = ("mse", "l1", "huber")
 TRUNKS = ("auto", "cnn", "mlp", "resnet18")
+PRECISIONS = ("auto", "float32", "bfloat16")  # train.precision; what each means: mtlcore/speed.py
+DIAGNOSTICS_COSINES = ("exact", "features")  # train.diagnostics_cosine; see mtlcore/diagnostics.py
 
 
 def validate(config: ExperimentConfig) -> ExperimentConfig:
@@ -378,11 +388,17 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         fail("optim.step_size must be >= 1 and optim.gamma in (0, 1].")
     if config.train.epochs < 1 or config.train.epochs > 1000:
         fail(f"train.epochs must be between 1 and 1000, got {config.train.epochs}.")
-    if config.train.batch_size < 1 or config.train.batch_size > 65536:
-        fail(f"train.batch_size must be between 1 and 65536, got {config.train.batch_size}.")
+    if config.train.batch_size < 2 or config.train.batch_size > 65536:
+        # One example per batch cannot be normalised by BatchNorm (and gives no gradient average).
+        fail(f"train.batch_size must be between 2 and 65536, got {config.train.batch_size}.")
     for name in ("max_samples", "patience", "diagnostics_every"):
         if getattr(config.train, name) < 0:
             fail(f"train.{name} must be 0 or more, got {getattr(config.train, name)}.")
+    if config.train.diagnostics_cosine not in DIAGNOSTICS_COSINES:
+        fail(f"Unknown train.diagnostics_cosine {config.train.diagnostics_cosine!r}; "
+             f"choose one of: {', '.join(DIAGNOSTICS_COSINES)}.")
+    if config.train.precision not in PRECISIONS:
+        fail(f"Unknown precision {config.train.precision!r} (train.precision); choose one of: {', '.join(PRECISIONS)}.")
     if config.train.log_every < 1:
         fail(f"train.log_every must be 1 or more, got {config.train.log_every}.")
     if config.reg.weight_decay < 0 or config.reg.l1 < 0 or config.reg.soft_lambda < 0:
@@ -397,7 +413,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         fail(f"loss.label_smoothing must be in [0, 1), got {config.loss.label_smoothing}.")
     if config.loss.focal_gamma < 0:
         fail(f"loss.focal_gamma must be 0 or more, got {config.loss.focal_gamma}.")
-    if not (config.device == "auto" or config.device in ("cpu", "mps") or config.device.startswith("cuda")):
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", config.device):
         fail(f"Unknown device {config.device!r} (device); use auto, cpu, cuda, cuda:N or mps.")
     if config.seed < 0:
         fail(f"seed must be 0 or more, got {config.seed}.")

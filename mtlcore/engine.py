@@ -5,6 +5,12 @@ or weighting methods: it asks the model for its outputs and its own penalty,
 hands the per-task losses to the weighting method, and reports progress to
 callbacks (progress bar, metrics file, run store, checkpoints...).
 
+Speed (``benchmarks/README.md`` has the measurements): the data lives on the
+device and a batch is one indexing operation; the forward pass runs under the
+run's ``Speed`` choices (bfloat16 autocast, channels-last, fused optimiser;
+``speed.py``); and the losses are read back to the host once per *logged*
+step, for the log and the divergence check together, never per task.
+
     >>> from mtlcore import ExperimentConfig, fit
     >>> result = fit(ExperimentConfig())
     >>> result.summary["test"]["shape"]["accuracy"]
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.func import functional_call
 
 from .config import ExperimentConfig, validate
 from .data import MTLData, Split, TaskSpec, load_dataset
@@ -26,11 +33,12 @@ from .diagnostics import Diagnostics
 from .losses import make_loss
 from .metrics import TaskMeter, score_from_losses
 from .models import MultiTaskModel, build_model
+from .speed import Speed, choose_speed
 from .weighting import Weighting, create_weighting
 
 EVAL_BATCH = 1024
 DIVERGED_MESSAGE = (
-    "Training diverged: the loss of task {task!r} became {value} at step {step}. "
+    "Training diverged: the loss of task {task!r} became {value} by step {step}. "
     "Try a lower learning rate (optim.lr, e.g. {lr:g})."
 )
 
@@ -61,14 +69,16 @@ class FitResult:
     run: "TrainingRun" = field(repr=False)
 
 
-def make_optimizer(config: ExperimentConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(config: ExperimentConfig, params: list[torch.nn.Parameter],
+                   speed: Speed | None = None) -> torch.optim.Optimizer:
+    """The optimiser ``config.optim.name``, fused when ``speed`` says so."""
     o, wd = config.optim, config.reg.weight_decay
-    if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=wd)
-    if o.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=o.lr, momentum=o.momentum, weight_decay=wd)
-    optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adagrad": torch.optim.Adagrad}
-    return optimizers[o.name](params, lr=o.lr, weight_decay=wd)
+    kwargs = {"lr": o.lr, "weight_decay": wd}
+    if o.name in ("sgd", "rmsprop"):
+        kwargs["momentum"] = o.momentum
+    factory = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
+               "adamw": torch.optim.AdamW, "adagrad": torch.optim.Adagrad}[o.name]
+    return speed.make_optimizer(factory, params, **kwargs) if speed is not None else factory(params, **kwargs)
 
 
 def make_scheduler(config: ExperimentConfig, optimizer: torch.optim.Optimizer):
@@ -93,26 +103,29 @@ class TrainingRun:
         self.target_stats = {t: data.target_stats[t] for t in config.tasks if t in data.target_stats}
         self.input_kind = data.input_kind
         self.input_shape = data.input_shape
-        train = data.train if not config.train.max_samples else data.train.subset(config.train.max_samples)
-        # Small datasets live on the device: a step is indexing, not copying.
-        self.splits: dict[str, Split] = {
-            "train": train.select_tasks(config.tasks).to(device),
-            "val": data.val.select_tasks(config.tasks).to(device),
-            "test": data.test.select_tasks(config.tasks).to(device),
-        }
         torch.manual_seed(config.seed)
-        self.model: MultiTaskModel = build_model(config, list(self.specs.values()), data.input_kind,
-                                                 data.input_shape).to(device)
+        model = build_model(config, list(self.specs.values()), data.input_kind, data.input_shape).to(device)
+        self.speed: Speed = choose_speed(config.train.precision, device, model, tuple(data.input_shape),
+                                         config.train.batch_size)
+        self.model: MultiTaskModel = self.speed.prepare_model(model)
+        train = data.train if not config.train.max_samples else data.train.subset(config.train.max_samples)
+        # Small datasets live on the device, in the model's memory layout:
+        # a step is one indexing operation, not a copy.
+        self.splits: dict[str, Split] = {}
+        for name, split in (("train", train), ("val", data.val), ("test", data.test)):
+            split = split.select_tasks(config.tasks).to(device)
+            self.splits[name] = Split(self.speed.prepare_inputs(split.x), split.y)
         self.loss_fns = {t: make_loss(spec, config.loss) for t, spec in self.specs.items()}
         self.weighting: Weighting = create_weighting(config.weighting.method, **config.weighting.options)
         self.weighting.setup(list(config.tasks), dict(config.loss.weights), self.model)
         params = list(self.model.parameters()) + list(self.weighting.parameters())
-        self.optimizer = make_optimizer(config, params)
+        self.optimizer = make_optimizer(config, params, self.speed)
         self.scheduler = make_scheduler(config, self.optimizer)
-        self.diagnostics = Diagnostics(config.train.diagnostics_every)
+        self.diagnostics = Diagnostics(config.train.diagnostics_every, cosine=config.train.diagnostics_cosine)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.epoch = 0
+        self.kept_epoch: int | None = None  # set when early stopping restores an earlier epoch
 
     @classmethod
     def create(cls, config: ExperimentConfig, device: torch.device | str | None = None) -> "TrainingRun":
@@ -122,9 +135,18 @@ class TrainingRun:
         return cls(config, data, device)
 
     # ----- one step ---------------------------------------------------------
-    def task_losses(self, x: torch.Tensor, y: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Forward pass: each task's output and its loss on the batch."""
-        outputs = self.model(x)
+    def task_losses(self, x: torch.Tensor, y: dict[str, torch.Tensor],
+                    state: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None,
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Forward pass: each task's output and its loss on the batch.
+
+        ``state``: (parameters, buffers) to run the model with instead of its
+        own (``torch.func.functional_call``; the diagnostics' lookahead).
+        Outputs and losses are float32 whatever the autocast precision.
+        """
+        with self.speed.autocast():
+            raw = self.model(x) if state is None else functional_call(self.model, state, (x,))
+        outputs = {t: o.float() for t, o in raw.items()}  # a no-op in float32
         return outputs, {t: self.loss_fns[t](outputs[t], y[t]) for t in self.specs}
 
     def regularisers(self) -> torch.Tensor:
@@ -134,11 +156,20 @@ class TrainingRun:
             extra = extra + self.config.reg.l1 * sum(p.abs().sum() for p in self.model.trunk_parameters())
         return extra
 
-    def train_step(self, x: torch.Tensor, y: dict[str, torch.Tensor]):
-        """One optimisation step; returns outputs, losses and task weights."""
-        self.model.train()
+    def train_step(self, x: torch.Tensor, y: dict[str, torch.Tensor], measure: bool = False):
+        """One optimisation step; returns outputs, losses and task weights.
+
+        ``measure``: also take the gradient diagnostics, on this step's own
+        forward pass before the update (it costs no extra forward pass); their
+        logs are then in ``self.diagnostics.latest``.
+        """
+        if not self.model.training:  # train() visits every module: not on every step
+            self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        outputs, losses = self.task_losses(x, y)
+        with self.diagnostics.watching(self.model, active=measure) as seen:
+            outputs, losses = self.task_losses(x, y)
+        if measure:
+            self.diagnostics.measure(self, x, y, losses, seen, step=self.step + 1)
         weights = self.weighting.backward(losses, self.model, self.regularisers())
         self.optimizer.step()
         self.step += 1
@@ -186,20 +217,26 @@ class TrainingRun:
         return {
             "format": 1,
             "config": self.config.to_dict(),
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            # contiguous: a plain (N, C, H, W) copy whatever the training layout
+            "model": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
             "weighting": self.weighting.state_dict(),
             "tasks": {t: spec.as_dict() for t, spec in self.specs.items()},
             "target_stats": {t: list(v) for t, v in self.target_stats.items()},
             "input_kind": self.input_kind,
             "input_shape": list(self.input_shape),
-            "epoch": self.epoch,
+            "epoch": self.kept_epoch or self.epoch,
             "step": self.step,
         }
 
 
-def first_non_finite(losses: dict[str, torch.Tensor]) -> tuple[str, float] | None:
-    for task, loss in losses.items():
-        value = float(loss.detach())
+def read_losses(losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Every task's loss as a float, in one read from the device (one sync, not one per task)."""
+    values = torch.stack([v.detach().float() for v in losses.values()]).tolist()
+    return dict(zip(losses, values))
+
+
+def first_non_finite(values: dict[str, float]) -> tuple[str, float] | None:
+    for task, value in values.items():
         if not math.isfinite(value):
             return task, value
     return None
@@ -230,30 +267,41 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
             if any(cb.should_stop() for cb in callbacks):
                 status, message = "cancelled", f"Cancelled at step {run.step} (epoch {epoch})."
                 break
-            outputs, losses, weights = run.train_step(x, y)
-            bad = first_non_finite(losses)
+            step = run.step + 1
+            logged = step % cfg.train.log_every == 0
+            # Diagnostics are measured on logged steps, so they travel with that step's losses.
+            measure = logged and cfg.train.diagnostics_every > 0 and step % cfg.train.diagnostics_every == 0
+            outputs, losses, weights = run.train_step(x, y, measure=measure)
+            for t, meter in meters.items():
+                meter.update(outputs[t], y[t], losses[t])
+            if not logged:
+                continue  # nothing read back: the device runs ahead
+            values = read_losses(losses)
+            bad = first_non_finite(values)
             if bad is not None:
                 status = "diverged"
                 message = DIVERGED_MESSAGE.format(task=bad[0], value=bad[1], step=run.step, lr=cfg.optim.lr / 10)
                 break
-            for t, meter in meters.items():
-                meter.update(outputs[t], y[t], losses[t])
-            if run.step % cfg.train.log_every == 0:
-                logs = {
-                    "step": run.step,
-                    "epoch": epoch,
-                    "progress": run.step / run.total_steps,
-                    "loss": {t: float(v.detach()) for t, v in losses.items()},
-                    "weight": weights,
-                }
-                if cfg.train.diagnostics_every and run.step % cfg.train.diagnostics_every == 0:
-                    # Measured on logged steps, so they travel with that step's losses.
-                    logs["diagnostics"] = run.diagnostics.after_step(run, x, y)
-                for cb in callbacks:
-                    cb.on_step_end(run, logs)
+            logs = {
+                "step": run.step,
+                "epoch": epoch,
+                "progress": run.step / run.total_steps,
+                "loss": values,
+                "weight": weights,
+            }
+            if measure:
+                logs["diagnostics"] = run.diagnostics.latest
+            for cb in callbacks:
+                cb.on_step_end(run, logs)
         if status != "finished":
             break
         train_metrics = {t: m.result() for t, m in meters.items()}
+        # Steps that were not logged were not checked: the epoch's mean loss catches them.
+        bad = first_non_finite({t: v["loss"] for t, v in train_metrics.items()})
+        if bad is not None:
+            status = "diverged"
+            message = DIVERGED_MESSAGE.format(task=bad[0], value=bad[1], step=run.step, lr=cfg.optim.lr / 10)
+            break
         val_metrics = run.evaluate("val")
         run.weighting.end_epoch(epoch, {t: v["loss"] for t, v in train_metrics.items()})
         if run.scheduler is not None:
@@ -284,12 +332,14 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
 
     if best_state is not None and status == "finished":
         run.model.load_state_dict(best_state)
+        run.kept_epoch = best_epoch  # the checkpoint then says which epoch's weights it holds
     summary: dict[str, Any] = {
         "status": status,
         "epochs": run.epoch,
         "steps": run.step,
         "best_epoch": best_epoch,
         "device": str(run.device),
+        "speed": run.speed.describe(),
         "seconds": round(time.perf_counter() - started, 3),
         "tasks": {t: spec.as_dict() for t, spec in run.specs.items()},
     }

@@ -82,3 +82,24 @@ def test_unknown_names_list_the_valid_ones():
 
 def test_default_config_is_valid():
     assert validate(ExperimentConfig()) == ExperimentConfig()
+
+
+def test_a_stored_config_from_another_version_still_loads_leniently():
+    text = ExperimentConfig().to_json().replace('"seed": 0', '"seed": 0, "old_setting": 1')
+    with pytest.raises(ConfigError, match="old_setting"):
+        ExperimentConfig.from_json(text)
+    assert ExperimentConfig.from_json(text, strict=False) == ExperimentConfig()
+
+
+@pytest.mark.parametrize("flat, words", [
+    ({"train.batch_size": "1"}, "between 2 and 65536"),
+    ({"device": "cudax"}, "Unknown device 'cudax'"),
+])
+def test_impossible_batch_sizes_and_devices(flat, words):
+    with pytest.raises(ConfigError, match=words):
+        validate(ExperimentConfig.from_flat(flat))
+
+
+def test_a_weight_that_is_not_a_number_is_one_sentence():
+    with pytest.raises(ConfigError, match="loss.weights.shape"):
+        ExperimentConfig.from_json('{"loss": {"weights": {"shape": "abc"}}}')

@@ -18,14 +18,13 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> dic
     """The checkpoint dict at ``path``, its tensors on ``device``; a missing or damaged file raises StoreError."""
     path = Path(path)
     run = path.parent.name
-    if not path.parent.is_dir():
-        raise StoreError(f"There is no run folder {path.parent}; give the folder a run was written to.")
     if not path.is_file():
         raise StoreError(f"No checkpoint yet for run {run}: it is written at the end of each epoch.")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception:  # torch raises many kinds for a damaged or foreign file
-        raise StoreError(f"{path} is not a readable MTL Lab checkpoint (damaged, incomplete or another kind of file).") from None
+        raise StoreError(f"The checkpoint of run {run} ({path}) cannot be read: it is damaged, incomplete "
+                         "or not an MTL Lab checkpoint.") from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise StoreError(f"The file {path} is not an MTL Lab checkpoint (it has no model weights).")
     return payload

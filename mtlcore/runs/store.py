@@ -317,9 +317,11 @@ def _alive(host: str, pid: int, heartbeat: float, now: float) -> bool:
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
+    # Lenient: a run stored by another MTL Lab version (a setting since
+    # renamed or added) must still be listed, not break every page.
     return RunRecord(
         id=row["id"], label=row["label"], owner=row["owner"], state=row["state"], message=row["message"],
-        config=ExperimentConfig.from_json(row["config"]), device=row["device"],
+        config=ExperimentConfig.from_json(row["config"], strict=False), device=row["device"],
         created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
         progress=row["progress"], summary=json.loads(row["summary"]) if row["summary"] else None,
         worker=row["worker"], study_id=row["study_id"],
