@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -24,6 +23,8 @@ from mtlcore.studies import StudySpec, StudyStore, default_base  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from helpers import wait_for  # noqa: E402
+
 
 def tiny_config(**settings) -> ExperimentConfig:
     flat = {"dataset.name": "shapes", "dataset.n_samples": 300, "train.epochs": 2,
@@ -34,17 +35,6 @@ def tiny_config(**settings) -> ExperimentConfig:
 def long_config() -> ExperimentConfig:
     """Trains for minutes unless stopped: for tests that act while a run is on the cluster."""
     return tiny_config(**{"train.epochs": 1000, "train.batch_size": 8})
-
-
-def wait_for(condition, what: str, timeout: float = 60.0):
-    """Poll ``condition`` until it returns something truthy (a generous limit, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}.")
 
 
 def ended(store: RunStore, run_id: str):

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import threading
-import time
 
 import pytest
 import torch
@@ -17,6 +16,8 @@ from mtlcore.cli import runs as runs_cli
 from mtlcore.cli.common import run_guarded
 from mtlcore.config import ExperimentConfig
 from mtlcore.runs import Runner, RunStore
+
+from helpers import wait_for  # noqa: E402
 
 
 def tiny_config(**settings) -> ExperimentConfig:
@@ -28,17 +29,6 @@ def tiny_config(**settings) -> ExperimentConfig:
 def long_config() -> ExperimentConfig:
     """Runs for minutes unless stopped: for tests that act while a run is training."""
     return tiny_config(**{"train.epochs": 1000, "train.batch_size": 8})
-
-
-def wait_for(condition, what: str, timeout: float = 60.0):
-    """Poll ``condition`` until it returns something truthy (no timing assertions: just a generous limit)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}.")
 
 
 @pytest.fixture

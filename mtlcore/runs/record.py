@@ -44,7 +44,7 @@ class RunRecord:
     state: str  # one of STATES
     message: str  # why it ended, or what it is doing; "" when there is nothing to say
     config: ExperimentConfig
-    device: str | None  # where it trained ("cpu", "cuda:0"); None until it starts
+    device: str | None  # where it trained ("cpu", "cuda", ...); None until it starts
     created_at: float
     started_at: float | None
     finished_at: float | None
