@@ -210,8 +210,18 @@ def _matrix(values: Mapping[str, float], tasks: Sequence[str], sep: str, symmetr
     return rows
 
 
-def _heatmap(z: list[list[float | None]], tasks: Sequence[str], title: str, x_title: str, y_title: str,
-             zmax: float, fmt: str, uirevision: Any, hover: str, extra_text: list[list[str]] | None = None) -> go.Figure:
+def diverging_heatmap(z: list[list[float | None]] | None, tasks: Sequence[str], title: str, x_title: str,
+                      y_title: str, *, fmt: str, hover: str, zmax: float | None = None, uirevision: Any = "heatmap",
+                      extra_text: list[list[str]] | None = None) -> go.Figure:
+    """A task x task matrix coloured around 0 (blue above, red below), each cell labelled.
+
+    ``zmax`` None scales the colours to the largest |value|; a missing ``z``
+    draws an empty grid. Used for gradient cosines, affinities and transfer.
+    """
+    z = z or [[None] * len(tasks) for _ in tasks]
+    if zmax is None:
+        finite = [abs(v) for row in z for v in row if v is not None and math.isfinite(v)]
+        zmax = max(finite, default=0.0) or 1.0
     text = [[("" if v is None else format(v, fmt)) for v in row] for row in z]
     if extra_text is not None:
         text = [[t + e for t, e in zip(tr, er)] for tr, er in zip(text, extra_text)]
@@ -241,8 +251,8 @@ def cosine_figure(steps: Sequence[Mapping[str, Any]], epochs: Sequence[Mapping[s
     extra = [[("" if f is None or a == b else f"<br>{f:.0%} conflict") for f, b in zip(row, tasks)]
              for row, a in zip(frac, tasks)]
     where = "last epoch" if latest.get("cosine_mean") else "steps so far"
-    return _heatmap(z, tasks, f"Gradient cosine ({where})", "task", "task", 1.0, ".2f", uirevision,
-                    "cos(%{y}, %{x}) = %{z:.2f}", extra)
+    return diverging_heatmap(z, tasks, f"Gradient cosine ({where})", "task", "task", fmt=".2f",
+                             hover="cos(%{y}, %{x}) = %{z:.2f}", zmax=1.0, uirevision=uirevision, extra_text=extra)
 
 
 def cosine_lines_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str], uirevision: Any = "run") -> go.Figure:
@@ -269,10 +279,8 @@ def affinity_figure(epochs: Sequence[Mapping[str, Any]], tasks: Sequence[str], s
     latest = latest_epoch_diagnostics(epochs)
     values = latest.get("affinity") or _mean_over_steps(steps, "affinity")
     z = _matrix(values, tasks, "->", symmetric=False, diagonal=None)
-    finite = [abs(v) for row in z for v in row if v is not None and math.isfinite(v)]
-    zmax = max(finite) if finite else 1.0
-    return _heatmap(z, tasks, "Task affinity Z(i→j)", "effect on task j", "a step on task i", zmax or 1.0,
-                    ".3f", uirevision, "a step on %{y} changes %{x}'s loss: Z = %{z:.4f}")
+    return diverging_heatmap(z, tasks, "Task affinity Z(i→j)", "effect on task j", "a step on task i", fmt=".3f",
+                             hover="a step on %{y} changes %{x}'s loss: Z = %{z:.4f}", uirevision=uirevision)
 
 
 # ----- architecture diagrams -------------------------------------------------------------

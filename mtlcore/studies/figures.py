@@ -13,16 +13,14 @@ Missing values (runs not finished yet) are simply not drawn.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..charts import PALETTE
+from ..charts import PALETTE, diverging_heatmap
 
 FONT_SIZE = 16
-DIVERGING = [[0.0, "#B2182B"], [0.5, "#F7F7F7"], [1.0, "#2166AC"]]  # red = hurts, blue = helps
 STL_COLOR, MTL_COLOR = PALETTE[7], PALETTE[0]
 
 
@@ -66,34 +64,20 @@ def stl_vs_mtl_figure(result: dict[str, Any]) -> go.Figure:
     return _layout(fig, "Test metric per task: mean ± std over seeds", barmode="group")
 
 
-def _heatmap(z: list[list[float | None]] | None, tasks: Sequence[str], title: str, x_title: str, y_title: str,
-             fmt: str, hover: str) -> go.Figure:
-    z = z or [[None] * len(tasks) for _ in tasks]
-    finite = [abs(v) for row in z for v in row if v is not None and math.isfinite(v)]
-    zmax = max(finite) if finite else 1.0
-    text = [["" if v is None else format(v, fmt) for v in row] for row in z]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=list(tasks), y=list(tasks), zmin=-zmax, zmax=zmax, zmid=0, colorscale=DIVERGING,
-        text=text, texttemplate="%{text}", textfont={"size": FONT_SIZE}, hovertemplate=hover + "<extra></extra>",
-        colorbar={"thickness": 14},
-    ))
-    fig.update_xaxes(title_text=x_title, side="bottom")
-    fig.update_yaxes(title_text=y_title, autorange="reversed")
-    return _layout(fig, title, height=max(320, 90 * len(tasks) + 160))
-
-
 def transfer_figure(result: dict[str, Any]) -> go.Figure:
     """Gain % of task j (column) when trained with task i (row), over j alone: blue helps, red hurts."""
     tasks = [t["task"] for t in result["tasks"]]
-    return _heatmap(result["transfer"], tasks, "Transfer: gain % of j when trained with i", "task j (measured)",
-                    "trained with task i", "+.1f", "%{x} with %{y}: %{z:+.1f}% vs %{x} alone")
+    return diverging_heatmap(result["transfer"], tasks, "Transfer: gain % of j when trained with i",
+                             "task j (measured)", "trained with task i", fmt="+.1f",
+                             hover="%{x} with %{y}: %{z:+.1f}% vs %{x} alone", uirevision="study")
 
 
 def affinity_figure(result: dict[str, Any]) -> go.Figure:
     """Lookahead affinity Z(i -> j) of the all-task model, mean over epochs and seeds."""
     tasks = [t["task"] for t in result["tasks"]]
-    return _heatmap(result["affinity"], tasks, "Lookahead affinity Z(i→j)", "effect on task j",
-                    "a step on task i", ".4f", "a step on %{y} changes %{x}'s loss: Z = %{z:.4f}")
+    return diverging_heatmap(result["affinity"], tasks, "Lookahead affinity Z(i→j)", "effect on task j",
+                             "a step on task i", fmt=".4f", hover="a step on %{y} changes %{x}'s loss: Z = %{z:.4f}",
+                             uirevision="study")
 
 
 def sweep_figure(result: dict[str, Any]) -> go.Figure:
