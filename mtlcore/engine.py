@@ -35,6 +35,7 @@ from .metrics import TaskMeter, score_from_losses
 from .models import MultiTaskModel, build_model
 from .speed import Speed, choose_speed
 from .weighting import Weighting, create_weighting
+from .weighting.jacobian import TaskGradients
 
 EVAL_BATCH = 1024
 DIVERGED_MESSAGE = (
@@ -118,6 +119,7 @@ class TrainingRun:
         self.loss_fns = {t: make_loss(spec, config.loss) for t, spec in self.specs.items()}
         self.weighting: Weighting = create_weighting(config.weighting.method, **config.weighting.options)
         self.weighting.setup(list(config.tasks), dict(config.loss.weights), self.model)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         params = list(self.model.parameters()) + list(self.weighting.parameters())
         self.optimizer = make_optimizer(config, params, self.speed)
         self.scheduler = make_scheduler(config, self.optimizer)
@@ -168,9 +170,13 @@ class TrainingRun:
         self.optimizer.zero_grad(set_to_none=True)
         with self.diagnostics.watching(self.model, active=measure) as seen:
             outputs, losses = self.task_losses(x, y)
+        # Each task's gradient, computed at most once and only if someone asks:
+        # the diagnostics and a gradient-combination method share them, and a
+        # loss-weighting method reuses them instead of back-propagating again.
+        gradients = TaskGradients(losses, self.trainable)
         if measure:
-            self.diagnostics.measure(self, x, y, losses, seen, step=self.step + 1)
-        weights = self.weighting.backward(losses, self.model, self.regularisers())
+            self.diagnostics.measure(self, x, y, losses, seen, step=self.step + 1, gradients=gradients)
+        weights = self.weighting.backward(losses, self.model, self.regularisers(), gradients)
         self.optimizer.step()
         self.step += 1
         return outputs, losses, weights

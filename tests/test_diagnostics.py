@@ -113,15 +113,28 @@ def test_soft_sharing_has_nothing_to_measure():
     assert recorder.epochs == [{}]
 
 
-def test_diagnostics_do_not_change_training():
+@pytest.mark.parametrize("method", ["equal", "uncertainty", "famo", "upgrad"])
+def test_diagnostics_do_not_change_training(method):
     # Dropout and BatchNorm are on: measuring must not draw random numbers
-    # from training's stream nor move the running statistics.
-    finals = []
-    for every in (0, 1):
-        result = fit(tiny_shapes(**{"reg.dropout": 0.3, "train.epochs": 2, "train.diagnostics_every": every}))
-        finals.append(result.run.model.state_dict())
-    assert finals[0].keys() == finals[1].keys()
-    assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])
+    # from training's stream nor move the running statistics, and the update
+    # built from the measured per-task gradients (instead of one more
+    # backward pass) is the plain step's, up to rounding, for the model and
+    # for the method's own parameters (uncertainty's log-variances).
+    flat = {"reg.dropout": 0.3, "reg.l1": 1e-3, "weighting.method": method}
+    after = []
+    for measure in (False, True):
+        run = TrainingRun.create(tiny_shapes(**flat))
+        split = run.splits["train"]
+        torch.manual_seed(1)
+        run.train_step(split.x[:16], {t: v[:16] for t, v in split.y.items()}, measure=measure)
+        params = list(run.model.parameters()) + list(run.weighting.parameters())
+        after.append((torch.random.get_rng_state(), dict(run.model.named_buffers()),
+                      [p.grad for p in params], run.diagnostics.latest))
+    (rng_plain, buffers_plain, grads_plain, _), (rng_measured, buffers_measured, grads_measured, logs) = after
+    assert logs["cosine"] and logs["affinity"]  # it did measure
+    assert torch.equal(rng_plain, rng_measured)
+    assert all(torch.equal(buffers_plain[k], buffers_measured[k]) for k in buffers_plain)
+    assert all((a - b).norm() <= 1e-4 * a.norm() + 1e-9 for a, b in zip(grads_plain, grads_measured))
 
 
 def test_measuring_leaves_gradients_and_mode_alone():

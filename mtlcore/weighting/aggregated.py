@@ -19,8 +19,9 @@ which is what torchjd's ``mtl_backward`` does, written here for any
 architecture that can say which of its parameters are shared. Tasks whose
 slider is 0 are left out of J (a zero row would make MGDA stop dead).
 
-The rows come from ``jacobian.py``: one batched backward pass on an
-accelerator, T passes through one forward graph on the CPU. Most
+The rows come from ``jacobian.py``'s ``TaskGradients``: one batched
+backward pass on an accelerator, T passes through one forward graph on the
+CPU, shared with the diagnostics when they measure the same step. Most
 aggregators are torchjd ``WeightedAggregator``s, d = alpha^T J; then the
 logged weight of task t is u_t * alpha_t. For the others (GradDrop) the
 sliders u_t are logged.
@@ -31,7 +32,7 @@ import torch
 from torchjd.aggregation import Aggregator, WeightedAggregator
 
 from .base import Weighting
-from .jacobian import jacobian_rows
+from .jacobian import TaskGradients, set_grad
 
 
 class AggregatedGradient(Weighting):
@@ -68,26 +69,25 @@ class AggregatedGradient(Weighting):
             return alpha @ jacobian, alpha
         return self.aggregator(jacobian), None
 
-    def backward(self, losses, model, extra):
-        params = [p for p in model.parameters() if p.requires_grad]
-        outputs = [self.user_weights[t] * losses[t] for t in self.active]
-        n_rows = len(outputs)
-        if extra.requires_grad:
-            outputs.append(extra)  # its row is added to every parameter, never aggregated
-        rows = jacobian_rows(outputs, params)
-        is_shared = [id(p) in self.shared_ids for p in params]
-        jacobian = torch.cat([r[:n_rows].flatten(1) for r, s in zip(rows, is_shared) if s], dim=1)
+    def backward(self, losses, model, extra, gradients=None):
+        if gradients is None:
+            gradients = TaskGradients(losses, [p for p in model.parameters() if p.requires_grad])
+        rows = gradients.rows(self.active)  # free when the diagnostics already took them this step
+        sliders = torch.tensor([self.user_weights[t] for t in self.active], device=rows[0].device)
+        rows = [times_sliders(row, sliders) for row in rows]
+        is_shared = [id(p) in self.shared_ids for p in gradients.params]
+        jacobian = torch.cat([row.flatten(1) for row, s in zip(rows, is_shared) if s], dim=1)
         direction, alpha = self.combine(jacobian)
         offset = 0
-        for i, p in enumerate(params):
-            if is_shared[i]:
+        for p, row, shared in zip(gradients.params, rows, is_shared):
+            if shared:
                 grad = direction[offset : offset + p.numel()].view_as(p)
                 offset += p.numel()
-                if n_rows < len(outputs):
-                    grad = grad + rows[i][n_rows]
-            else:
-                grad = rows[i].sum(dim=0)  # only the task's own row (and extra's) is non-zero
-            p.grad = grad.detach()
+            else:  # a task's own parameter: only its task's row is non-zero
+                grad = row.sum(dim=0)
+            set_grad(p, grad.detach())
+        if extra.requires_grad:
+            extra.backward()  # the regularisers' gradient is added to every parameter, never aggregated
         return self.logged_weights(alpha)
 
     def logged_weights(self, alpha: torch.Tensor | None) -> dict[str, float]:
@@ -101,3 +101,8 @@ class AggregatedGradient(Weighting):
         # The stateful aggregators (Nash-MTL) keep solver state that is not
         # worth saving: a resumed run simply restarts it.
         return {}
+
+
+def times_sliders(rows: torch.Tensor, sliders: torch.Tensor) -> torch.Tensor:
+    """Each task's row (T' x shape) times its slider u_t."""
+    return rows * sliders.to(rows.dtype).view(-1, *([1] * (rows.dim() - 1)))

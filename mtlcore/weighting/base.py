@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..registry import Registry
+from .jacobian import TaskGradients
 
 
 class Weighting:
@@ -56,12 +57,16 @@ class Weighting:
         return []
 
     def backward(
-        self, losses: dict[str, torch.Tensor], model: torch.nn.Module, extra: torch.Tensor
+        self, losses: dict[str, torch.Tensor], model: torch.nn.Module, extra: torch.Tensor,
+        gradients: TaskGradients | None = None,
     ) -> dict[str, float]:
         """Fill ``.grad`` of the model's parameters from ``losses``.
 
         ``extra`` is the sum of regularisers (L1, soft-sharing penalty) to add
-        to every update. Returns the effective weight of each task, for logging.
+        to every update. ``gradients``: the step's per-task gradients, shared
+        with the diagnostics (``TaskGradients``); when they are already
+        computed, reuse them rather than back-propagating again. Returns the
+        effective weight of each task, for logging.
         """
         raise NotImplementedError
 
@@ -119,9 +124,12 @@ class LossWeighting(Weighting):
         """The number to back-propagate: extra + sum_t u_t * w_t * L_t."""
         return extra + sum(self.user_weights[t] * weights[t] * losses[t] for t in self.tasks)
 
-    def backward(self, losses, model, extra):
+    def backward(self, losses, model, extra, gradients=None):
         weights = self.weights(losses)
-        self.objective(losses, weights, extra).backward()
+        if gradients is not None and gradients.computed:  # the diagnostics paid for the rows
+            gradients.backward(lambda constants: self.objective(constants, weights, 0.0), extra)
+        else:
+            self.objective(losses, weights, extra).backward()
         return {t: self.user_weights[t] * float(torch.as_tensor(weights[t]).detach()) for t in self.tasks}
 
 

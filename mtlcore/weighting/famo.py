@@ -61,7 +61,7 @@ class FAMO(Weighting):
         self.logits.grad = direction
         self.logit_optimizer.step()
 
-    def backward(self, losses, model, extra):
+    def backward(self, losses, model, extra, gradients=None):
         task_losses = torch.stack([losses[t] for t in self.tasks])
         current = task_losses.detach()
         if self.previous_losses is not None:
@@ -70,8 +70,13 @@ class FAMO(Weighting):
         z = torch.softmax(self.logits, dim=0).detach()
         c = 1.0 / (z / (current + EPS)).sum()
         u = torch.tensor([self.user_weights[t] for t in self.tasks], device=current.device)
-        total = extra + c * (u * z * torch.log(task_losses + EPS)).sum()
-        total.backward()
+        def objective(losses):
+            return c * (u * z * torch.log(torch.stack([losses[t] for t in self.tasks]) + EPS)).sum()
+
+        if gradients is not None and gradients.computed:  # the diagnostics paid for the rows
+            gradients.backward(objective, extra)
+        else:
+            (extra + objective(losses)).backward()
         effective = u * c * z / (current + EPS)
         return {t: float(effective[i]) for i, t in enumerate(self.tasks)}
 

@@ -88,7 +88,7 @@ class GradNorm(Weighting):
             w = self.task_weights.clamp_(min=1e-3)
             w.mul_(len(w) / w.sum())
 
-    def backward(self, losses, model, extra):
+    def backward(self, losses, model, extra, gradients=None):
         self.renormalise()
         w = self.task_weights
         task_losses = [losses[t] for t in self.tasks]
@@ -102,8 +102,14 @@ class GradNorm(Weighting):
         w.grad = torch.autograd.grad(balance, w)[0]
         # The model follows the weighted sum, with the weights held constant.
         weights = w.detach()
-        total = extra + sum(self.user_weights[t] * weights[i] * task_losses[i] for i, t in enumerate(self.tasks))
-        total.backward()
+
+        def objective(losses):
+            return sum(self.user_weights[t] * weights[i] * losses[t] for i, t in enumerate(self.tasks))
+
+        if gradients is not None and gradients.computed:  # the diagnostics paid for the rows
+            gradients.backward(objective, extra)
+        else:
+            (extra + objective(losses)).backward()
         return {t: float(self.user_weights[t] * weights[i]) for i, t in enumerate(self.tasks)}
 
     def state_dict(self):

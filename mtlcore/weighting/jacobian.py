@@ -58,3 +58,79 @@ def jacobian_rows_by_loop(outputs: Sequence[torch.Tensor], params: Sequence[torc
         for o in outputs
     ]
     return [torch.stack([grads[i] for grads in per_output]) for i in range(len(params))]
+
+
+class TaskGradients:
+    """Every task's gradient on every trainable parameter, for one step, computed at most once.
+
+    Several parts of a training step may want the tasks' separate gradients:
+    the diagnostics (their cosines), a gradient-combination method (its
+    Jacobian), and the update itself. Each costs T backward passes through
+    the trunk, the dearest part of a step, so one ``TaskGradients`` per step
+    is shared: whoever asks first pays, the others reuse the rows. A method
+    that only weights losses then builds its update from the rows (see
+    ``backward``) instead of a (T+1)-th backward pass.
+
+    ``losses``: {task: scalar loss}, graph alive; ``params``: the trainable
+    parameters, in the order the rows come back.
+    """
+
+    def __init__(self, losses: dict[str, torch.Tensor], params: Sequence[torch.Tensor]):
+        self.losses = losses
+        self.tasks = list(losses)
+        self.params = list(params)
+        self._rows: list[torch.Tensor] | None = None
+
+    @property
+    def computed(self) -> bool:
+        """True once someone has paid for the rows."""
+        return self._rows is not None
+
+    def rows(self, tasks: Sequence[str] | None = None) -> list[torch.Tensor]:
+        """For each parameter, len(tasks) x shape: row k is d L_{tasks[k]} / d parameter.
+
+        ``tasks``: all of them (default, kept for the rest of the step) or a
+        subset (a method leaving out tasks whose slider is 0); a subset is
+        cut from the kept rows when they exist, else computed alone and not kept.
+        """
+        if tasks is None or list(tasks) == self.tasks:
+            if self._rows is None:
+                self._rows = jacobian_rows([self.losses[t] for t in self.tasks], self.params)
+            return self._rows
+        if self._rows is None:
+            return jacobian_rows([self.losses[t] for t in tasks], self.params)
+        index = [self.tasks.index(t) for t in tasks]
+        return [row[index] for row in self._rows]
+
+    def backward(self, objective_of, extra: torch.Tensor) -> None:
+        """Fill ``.grad`` as ``(objective_of(losses) + extra).backward()`` would, reusing the rows.
+
+        By the chain rule, when the objective depends on the model only
+        through the losses,  d objective / d theta = sum_t c_t g_t  with
+        c_t = d objective / d L_t: T numbers, from a backward pass through
+        the objective alone (losses held as constants; it also gives the
+        method's own parameters, such as learned log-variances, their
+        gradients). ``extra`` (the regularisers) is back-propagated as usual.
+        """
+        rows = self.rows()
+        constants = {t: loss.detach().requires_grad_() for t, loss in self.losses.items()}
+        objective_of(constants).backward()
+        coefficients = torch.stack([
+            constants[t].grad if constants[t].grad is not None else torch.zeros_like(constants[t])
+            for t in self.tasks
+        ])
+        for p, row in zip(self.params, rows):
+            set_grad(p, torch.tensordot(coefficients.to(row.dtype), row, dims=1))
+        if extra.requires_grad:
+            extra.backward()
+
+
+def set_grad(p: torch.Tensor, grad: torch.Tensor) -> None:
+    """Add ``grad`` to ``p.grad`` (or set it), laid out in memory as ``p`` is.
+
+    A channels-last weight wants a channels-last gradient: the fused
+    optimiser and autograd's later accumulation expect the two to match.
+    """
+    if grad.stride() != p.stride():
+        grad = torch.empty_like(p).copy_(grad)
+    p.grad = grad if p.grad is None else p.grad + grad
