@@ -215,3 +215,36 @@ def test_an_unknown_or_bad_option_is_one_clear_sentence():
         validate(config("dwa", **{"weighting.temp": 2}))
     with pytest.raises(ConfigError, match="temperature must be above 0"):
         validate(config("dwa", **{"weighting.temperature": 0}))
+
+
+# ----- torchjd loads when a run needs it ----------------------------------------------
+
+def test_a_method_whose_solver_is_missing_is_not_offered():
+    from mtlcore.weighting.aggregated import AggregatedGradient
+    from mtlcore.weighting.aggregators import register_if_available
+
+    @register_if_available("needs_a_missing_solver", solvers=("no_such_solver_package",))
+    class NeedsMissingSolver(AggregatedGradient):
+        pass
+
+    assert "needs_a_missing_solver" not in WEIGHTINGS
+    assert "upgrad" in WEIGHTINGS  # its solvers are in requirements.txt
+
+
+def test_torchjd_is_imported_by_the_first_run_that_uses_it_not_by_import_mtlcore():
+    # A worker starts faster: torchjd.aggregation brings cvxpy, about a second.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, mtlcore\n"
+        "from mtlcore.weighting import WEIGHTINGS\n"
+        "assert 'upgrad' in WEIGHTINGS and 'torchjd' not in sys.modules, 'torchjd imported at start'\n"
+        "from mtlcore import ExperimentConfig\n"
+        "from mtlcore.engine import TrainingRun\n"
+        "TrainingRun.create(ExperimentConfig.from_flat({'device': 'cpu', 'weighting.method': 'upgrad',"
+        " 'dataset.n_samples': 40, 'dataset.image_size': 16}))\n"
+        "assert 'torchjd' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -28,11 +28,15 @@ sliders u_t are logged.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from torchjd.aggregation import Aggregator, WeightedAggregator
 
 from .base import Weighting
 from .jacobian import TaskGradients, set_grad
+
+if TYPE_CHECKING:  # torchjd itself is imported when a run starts (see aggregators.py)
+    from torchjd.aggregation import Aggregator
 
 
 class AggregatedGradient(Weighting):
@@ -63,6 +67,8 @@ class AggregatedGradient(Weighting):
 
     def combine(self, jacobian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The update direction d = A(J), and the row weights alpha when A has them."""
+        from torchjd.aggregation import WeightedAggregator
+
         if isinstance(self.aggregator, WeightedAggregator):
             # The aggregator's own weighting, then d = alpha^T J (as its forward does).
             alpha = self.aggregator.weighting(jacobian)

@@ -12,19 +12,25 @@ installed is not registered, so the app never offers it.
 from __future__ import annotations
 
 import warnings
-
-from torchjd.aggregation import CAGrad, GradDrop, IMTLG, MGDA, AlignedMTL, NashMTL, PCGrad, UPGrad
+from importlib.util import find_spec
 
 from .aggregated import AggregatedGradient
 from .base import WEIGHTINGS
 
-def register_if_available(name: str):
-    """Register the class under ``name`` if its aggregator can be built here."""
+# torchjd is imported inside ``make_aggregator``, when a run that uses it
+# starts: importing torchjd.aggregation loads cvxpy, about a second that a
+# worker would otherwise pay at every start, before its first run of any kind.
+
+
+def register_if_available(name: str, solvers: tuple[str, ...] = ()):
+    """Register the class under ``name`` if torchjd and the ``solvers`` it needs are installed.
+
+    ``solvers``: the packages torchjd itself checks for (its ``_REQUIRED_DEPS``);
+    looked up with ``find_spec``, which finds without importing.
+    """
 
     def decorator(cls):
-        try:
-            cls().make_aggregator(2)
-        except ImportError:
+        if any(find_spec(package) is None for package in ("torchjd", *solvers)):
             return cls  # an optional solver is missing: leave the method out
         return WEIGHTINGS.register(name)(cls)
 
@@ -47,6 +53,8 @@ class MGDAGradient(AggregatedGradient):
         self.epsilon, self.max_iters = float(epsilon), int(max_iters)
 
     def make_aggregator(self, n_tasks):
+        from torchjd.aggregation import MGDA
+
         return MGDA(epsilon=self.epsilon, max_iters=self.max_iters)
 
 
@@ -65,10 +73,12 @@ class PCGradGradient(AggregatedGradient):
         super().__init__()
 
     def make_aggregator(self, n_tasks):
+        from torchjd.aggregation import PCGrad
+
         return PCGrad()
 
 
-@register_if_available("upgrad")
+@register_if_available("upgrad", solvers=("numpy", "qpsolvers", "quadprog"))
 class UPGradGradient(AggregatedGradient):
     """UPGrad (Quinton & Rey, 2024, "Jacobian Descent for Multi-Objective Optimization").
 
@@ -83,10 +93,12 @@ class UPGradGradient(AggregatedGradient):
         super().__init__()
 
     def make_aggregator(self, n_tasks):
+        from torchjd.aggregation import UPGrad
+
         return UPGrad()
 
 
-@register_if_available("cagrad")
+@register_if_available("cagrad", solvers=("numpy", "cvxpy", "clarabel"))
 class CAGradGradient(AggregatedGradient):
     """CAGrad (Liu, Liu, Jin, Stone & Liu, NeurIPS 2021, "Conflict-Averse Gradient Descent").
 
@@ -104,6 +116,8 @@ class CAGradGradient(AggregatedGradient):
             raise ValueError(f"c must be 0 or more, got {c}.")
 
     def make_aggregator(self, n_tasks):
+        from torchjd.aggregation import CAGrad
+
         return CAGrad(c=self.c)
 
 
@@ -122,6 +136,8 @@ class IMTLGGradient(AggregatedGradient):
         super().__init__()
 
     def make_aggregator(self, n_tasks):
+        from torchjd.aggregation import IMTLG
+
         return IMTLG()
 
 
@@ -143,6 +159,8 @@ class AlignedMTLGradient(AggregatedGradient):
         self.scale_mode = scale_mode
 
     def make_aggregator(self, n_tasks):
+        from torchjd.aggregation import AlignedMTL
+
         return AlignedMTL(scale_mode=self.scale_mode)
 
 
@@ -161,10 +179,12 @@ class GradDropGradient(AggregatedGradient):
         super().__init__()
 
     def make_aggregator(self, n_tasks):
+        from torchjd.aggregation import GradDrop
+
         return GradDrop()
 
 
-@register_if_available("nash_mtl")
+@register_if_available("nash_mtl", solvers=("numpy", "cvxpy", "ecos"))
 class NashMTLGradient(AggregatedGradient):
     """Nash-MTL (Navon et al., ICML 2022, "Multi-Task Learning as a Bargaining Game").
 
@@ -189,5 +209,7 @@ class NashMTLGradient(AggregatedGradient):
             return super().combine(jacobian)
 
     def make_aggregator(self, n_tasks):
+        from torchjd.aggregation import NashMTL
+
         return NashMTL(n_tasks=n_tasks, max_norm=self.max_norm,
                        update_weights_every=self.update_weights_every, optim_niter=self.optim_niter)
