@@ -29,6 +29,7 @@ from PIL import Image
 
 from .base import DATASETS, DatasetInfo, MTLData, Split, TaskSpec, split_indices
 from .digits import crop_to_ink, ink_levels, ink_map, normalise, pad_to_square, source_digits
+from .overlay import overlay_pairs, pick_pairs
 
 DIGIT = 8  # side of one source digit, in pixels
 CLASSES = tuple(str(d) for d in range(10))
@@ -60,40 +61,17 @@ def check_options(n_samples: int, canvas: int, max_shift: int) -> None:
         raise ValueError(f"multidigits: n_samples must be between 20 and 200000, got {n_samples}.")
 
 
-def place(images: np.ndarray, rows: np.ndarray, cols: np.ndarray, canvas: int) -> np.ndarray:
-    """N x canvas x canvas arrays with image i pasted at (rows[i], cols[i]).
-
-    Loops over the few distinct positions, not over the images.
-    """
-    out = np.zeros((len(images), canvas, canvas), dtype=np.float32)
-    for r in np.unique(rows):
-        for c in np.unique(cols):
-            sel = (rows == r) & (cols == c)
-            out[sel, r : r + DIGIT, c : c + DIGIT] = images[sel]
-    return out
-
-
 def compose(
     rng: np.random.RandomState, pool: np.ndarray, n: int, canvas: int, max_shift: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``n`` pictures made from pairs of different images of ``pool``.
+    """``n`` pictures made from pairs of different images of ``pool`` (``overlay.py``).
 
     Returns the pictures (n x canvas x canvas levels) and the source indices
     of the top-left and bottom-right digits.
     """
     images, _ = source_digits()
-    first = rng.randint(0, len(pool), n)
-    # Adding 1..len-1 modulo len never lands on the same image again.
-    second = (first + rng.randint(1, len(pool), n)) % len(pool)
-    tl, br = pool[first], pool[second]
-
-    def shifts() -> np.ndarray:
-        return rng.randint(-max_shift, max_shift + 1, n)
-
-    near, far = max_shift, canvas - DIGIT - max_shift  # unshifted corners
-    top_left = place(images[tl], near + shifts(), near + shifts(), canvas)
-    bottom_right = place(images[br], far + shifts(), far + shifts(), canvas)
-    return np.maximum(top_left, bottom_right), tl, br
+    top_left, bottom_right = pick_pairs(rng, pool, n)
+    return overlay_pairs(rng, images, top_left, bottom_right, canvas, max_shift), top_left, bottom_right
 
 
 def build(seed: int = 0, n_samples: int = 3000, canvas: int = 14, max_shift: int = 1) -> MTLData:
