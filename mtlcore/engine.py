@@ -31,7 +31,7 @@ from .data import MTLData, Split, TaskSpec, load_dataset
 from .devices import resolve_device
 from .diagnostics import Diagnostics
 from .losses import make_loss
-from .metrics import TaskMeter, score_from_losses
+from .metrics import SplitMeter, TaskMeter, score_from_losses
 from .models import MultiTaskModel, build_model
 from .speed import Speed, choose_speed
 from .weighting import Weighting, create_weighting
@@ -205,18 +205,22 @@ class TrainingRun:
         return self.steps_per_epoch() * self.config.train.epochs
 
     def new_meters(self) -> dict[str, TaskMeter]:
+        """One ``TaskMeter`` per task (packed training fills them with its own sums)."""
         return {t: TaskMeter(spec, self.target_stats.get(t, (0.0, 1.0))[1]) for t, spec in self.specs.items()}
+
+    def new_split_meter(self) -> SplitMeter:
+        """Running sums for every task at once, for one pass through a split."""
+        return SplitMeter(self.specs, {t: stats[1] for t, stats in self.target_stats.items()})
 
     @torch.no_grad()
     def evaluate(self, split_name: str) -> dict[str, dict[str, float]]:
         """Loss and metrics of every task on ``split_name``, in eval mode."""
         self.model.eval()
-        meters = self.new_meters()
+        meter = self.new_split_meter()
         for x, y in self.batches(self.splits[split_name], EVAL_BATCH, shuffle=False):
             outputs, losses = self.task_losses(x, y)
-            for t, meter in meters.items():
-                meter.update(outputs[t], y[t], losses[t])
-        return {t: meter.result() for t, meter in meters.items()}
+            meter.update(outputs, y, losses)
+        return meter.results()
 
     def checkpoint(self) -> dict[str, Any]:
         """Everything needed to rebuild the model for prediction (plain types + tensors)."""
@@ -268,7 +272,7 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
 
     for epoch in range(1, cfg.train.epochs + 1):
         run.epoch = epoch
-        meters = run.new_meters()
+        meter = run.new_split_meter()
         for x, y in run.batches(run.splits["train"], cfg.train.batch_size, shuffle=True):
             if any(cb.should_stop() for cb in callbacks):
                 status, message = "cancelled", f"Cancelled at step {run.step} (epoch {epoch})."
@@ -278,8 +282,7 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
             # Diagnostics are measured on logged steps, so they travel with that step's losses.
             measure = logged and cfg.train.diagnostics_every > 0 and step % cfg.train.diagnostics_every == 0
             outputs, losses, weights = run.train_step(x, y, measure=measure)
-            for t, meter in meters.items():
-                meter.update(outputs[t], y[t], losses[t])
+            meter.update(outputs, y, losses)
             if not logged:
                 continue  # nothing read back: the device runs ahead
             values = read_losses(losses)
@@ -301,7 +304,7 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
                 cb.on_step_end(run, logs)
         if status != "finished":
             break
-        train_metrics = {t: m.result() for t, m in meters.items()}
+        train_metrics = meter.results()
         # Steps that were not logged were not checked: the epoch's mean loss catches them.
         bad = first_non_finite({t: v["loss"] for t, v in train_metrics.items()})
         if bad is not None:

@@ -120,9 +120,16 @@ class LossWeighting(Weighting):
         raise NotImplementedError
 
     def objective(self, losses: dict[str, torch.Tensor], weights: dict[str, torch.Tensor | float],
-                  extra: torch.Tensor) -> torch.Tensor:
-        """The number to back-propagate: extra + sum_t u_t * w_t * L_t."""
-        return extra + sum(self.user_weights[t] * weights[t] * losses[t] for t in self.tasks)
+                  extra: torch.Tensor | float) -> torch.Tensor:
+        """The number to back-propagate: extra + sum_t u_t * w_t * L_t.
+
+        Written to skip what changes no gradient (a factor of exactly 1, an
+        ``extra`` that is a constant): on a tiny model every operation costs
+        about as much as a layer.
+        """
+        terms = [times(self.user_weights[t] * weights[t], losses[t]) for t in self.tasks]
+        total = sum(terms[1:], terms[0])
+        return total + extra if isinstance(extra, torch.Tensor) and extra.requires_grad else total
 
     def backward(self, losses, model, extra, gradients=None):
         weights = self.weights(losses)
@@ -130,7 +137,16 @@ class LossWeighting(Weighting):
             gradients.backward(lambda constants: self.objective(constants, weights, 0.0), extra)
         else:
             self.objective(losses, weights, extra).backward()
-        return {t: self.user_weights[t] * float(torch.as_tensor(weights[t]).detach()) for t in self.tasks}
+        return {t: self.user_weights[t] * as_float(weights[t]) for t in self.tasks}
+
+
+def times(factor: torch.Tensor | float, loss: torch.Tensor) -> torch.Tensor:
+    """factor * loss, without the multiplication when the factor is the number 1."""
+    return loss if isinstance(factor, (int, float)) and factor == 1 else factor * loss
+
+
+def as_float(weight: torch.Tensor | float) -> float:
+    return float(weight) if isinstance(weight, (int, float)) else float(weight.detach())
 
 
 WEIGHTINGS: Registry[type[Weighting]] = Registry("weighting method")
