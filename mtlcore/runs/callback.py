@@ -13,6 +13,7 @@ from typing import Any
 
 from ..callbacks import save_checkpoint
 from ..engine import Callback, FitResult, TrainingRun
+from .record import CANCELLED
 from .store import RunStore
 
 FLUSH_EVERY = 0.25  # seconds between writes of buffered step logs
@@ -24,19 +25,34 @@ class StoreCallback(Callback):
 
     ``should_stop`` turns True when someone cancels the run in the store, or
     when ``shutdown`` (an Event the worker sets on SIGTERM) is set.
+
+    ``end_on_cancel``: record the run as ``cancelled`` as soon as the cancel
+    is seen, not when training returns. A member of a packed group stops at
+    once, but its group trains on and returns only when all have ended; its
+    owner should not wait for that (nor have it count against their queue
+    cap meanwhile). The worker adds the run's summary when the group ends.
     """
 
-    def __init__(self, store: RunStore, run_id: str, shutdown: threading.Event | None = None):
+    def __init__(self, store: RunStore, run_id: str, shutdown: threading.Event | None = None,
+                 end_on_cancel: bool = False):
         self.store = store
         self.run_id = run_id
         self.shutdown = shutdown or threading.Event()
+        self.end_on_cancel = end_on_cancel
+        self._run: TrainingRun | None = None
         self._pending: list[dict[str, Any]] = []
         self._progress: float | None = None
         self._last_flush = 0.0
         self._last_cancel_check = 0.0
         self._cancelled = False
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether someone cancelled this run (as opposed to the worker shutting down)."""
+        return self._cancelled
+
     def on_fit_start(self, run: TrainingRun) -> None:
+        self._run = run
         self.store.set_device(self.run_id, str(run.device))
         self.store.run_dir(self.run_id).mkdir(parents=True, exist_ok=True)
 
@@ -66,7 +82,16 @@ class StoreCallback(Callback):
         if not self._cancelled and now - self._last_cancel_check >= CANCEL_CHECK_EVERY:
             self._last_cancel_check = now
             self._cancelled = self.store.cancel_requested(self.run_id)
+            if self._cancelled and self.end_on_cancel:
+                self._record_cancel()
         return self._cancelled
+
+    def _record_cancel(self) -> None:
+        """End the run in the store now, with the message fit gives a cancelled run."""
+        self.flush()  # its last steps belong before its end: pages cache an ended run's metrics
+        run = self._run
+        message = f"Cancelled at step {run.step} (epoch {run.epoch})." if run is not None else "Cancelled."
+        self.store.finish_run(self.run_id, CANCELLED, message)
 
     def flush(self) -> None:
         """Write buffered step logs and the latest progress."""

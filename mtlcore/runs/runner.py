@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from ..config import ExperimentConfig, validate
 from .errors import NotOwnerError
@@ -30,10 +31,44 @@ from .store import RunStore
 # Where ``python -m mtlcore`` is importable from, for workers started in another folder.
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
+# A worker trains at most this many small runs together as one packed group.
+# Measured with fit_packed on the relatedness study's MLPs (2-core machine,
+# 1 thread): 8 runs 2.2x faster than one by one, 16 runs 2.9x, 24 runs 3.0x,
+# 36 runs 2.7x; and everyone queued behind a group waits for all of it.
+MAX_PACKED_RUNS = 24
+
 # A worker the app started exits after this long without work, so that a
 # closed app leaves no process polling the store or holding (GPU) memory;
 # the pages' ensure_workers() starts a new one when it is needed again.
 IDLE_EXIT_SECONDS = 900
+
+
+def packed_batch(configs: Sequence[ExperimentConfig], device: str | None = None,
+                 limit: int | None = None) -> list[int]:
+    """Indices of ``configs`` that train together with ``configs[0]`` as one packed group, 0 first.
+
+    ``[0]`` alone when nothing packs with it. The group is what
+    ``mtlcore.packed.pack_groups`` forms on ``device`` (None: each config's
+    own): the same ``pack_key``, data of the same sizes, one template model,
+    and only where stacking pays. A group larger than ``limit`` (None:
+    MAX_PACKED_RUNS) is cut into equal parts and the first part returned:
+    36 runs train as two groups of 18, not as 24 and then 12.
+    """
+    from ..packed import pack_groups, pack_key  # imports torch: only once a batch is formed
+
+    limit = limit or MAX_PACKED_RUNS
+    key = pack_key(configs[0])
+    if key is None:
+        return [0]
+    candidates = [i for i, config in enumerate(configs) if i == 0 or pack_key(config) == key]
+    try:
+        groups = pack_groups([configs[i] for i in candidates], device)
+    except Exception:  # packing is only a speed-up: whatever is wrong, fit reports it for the run alone
+        return [0]
+    group = next(g for g in groups if 0 in g)
+    parts = -(-len(group) // limit)
+    size = -(-len(group) // parts)
+    return [candidates[i] for i in group[:size]]
 
 
 def default_worker_count() -> int:
@@ -48,7 +83,13 @@ class Runner:
 
     ``queue_cap_per_owner`` limits how many runs one person may have *queued
     or running* at once, so that in class one student cannot fill the queue
-    ahead of everyone else.
+    ahead of everyone else. One exception, for studies: a *batch* of runs
+    that a worker will train together as one packed group (``next_batch``,
+    at most MAX_PACKED_RUNS) is queued whole whenever its owner is under the
+    cap (``submit_batch``). It then counts by its size, so that person queues
+    nothing more until the batch has trained: one person never has more than
+    cap - 1 runs and one batch waiting, and a batch trains in about the time
+    of a few lone runs.
     """
 
     def __init__(self, store: RunStore, max_workers: int | None = None, queue_cap_per_owner: int = 3,
@@ -73,6 +114,32 @@ class Runner:
         """
         validate(config)
         return self.store.add_run(config, label, owner, study_id, cap=self.queue_cap_per_owner).id
+
+    def submit_batch(self, configs: Sequence[ExperimentConfig], labels: Sequence[str], owner: str = "anonymous",
+                     study_id: str | None = None) -> list[str]:
+        """Queue ``configs`` as one batch (see the class docstring); return the new runs' ids, in order.
+
+        The cap is checked once, before the batch: QueueFullError when
+        ``owner`` already has ``queue_cap_per_owner`` runs queued or running.
+        """
+        for config in configs:
+            validate(config)
+        return [r.id for r in self.store.add_runs(configs, labels, owner, study_id, cap=self.queue_cap_per_owner)]
+
+    def next_batch(self, configs: Sequence[ExperimentConfig]) -> list[int]:
+        """Indices of ``configs`` to queue together with the first: those a worker will pack with it.
+
+        ``[0]`` alone with Ray, whose dispatcher sends every run to the
+        cluster as a task of its own.
+        """
+        if self.ray_address:
+            return [0]
+        return packed_batch(configs)
+
+    def has_room(self, owner: str) -> bool:
+        """Whether ``owner`` is under the queue cap, i.e. may queue a run (or a batch) now."""
+        cap = self.queue_cap_per_owner
+        return cap is None or self.store.active_count(owner) < cap
 
     def cancel(self, run_id: str, owner: str | None = None) -> str:
         """Stop a run: a queued one at once, a running one within a second or two.

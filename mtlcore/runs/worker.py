@@ -1,4 +1,4 @@
-"""The worker: a long-lived process that trains queued runs one after another.
+"""The worker: a long-lived process that trains queued runs, small ones packed together.
 
     python -m mtlcore worker [--home H] [--once]
 
@@ -6,11 +6,22 @@ It imports torch once and then loops (claim the oldest queued run, train it,
 record how it ended), so pressing Start shows a first point quickly. A
 background thread sends a heartbeat every few seconds; when a worker dies
 without a word (SIGKILL, power cut), the missing heartbeat and process tell
-the store to mark its run ``interrupted``.
+the store to mark its runs ``interrupted``.
+
+Packing: with the oldest queued run the worker also claims the queued runs
+that ``mtlcore.packed`` can train together with it as one stacked model
+(the same ``pack_key``, where stacking pays on this worker's device; at
+most MAX_PACKED_RUNS), and trains them with ``fit_many``. A study's dozen
+small runs then cost about as much as a few. Each member keeps its own
+``StoreCallback``, so its metrics, checkpoints, cancel and ending land in
+the store exactly as for a run trained alone; a run that packs with
+nothing trains alone with ``fit``, as before.
 
 A failing run never takes the worker down: its error is recorded as the
-run's message (state ``failed``) and the worker moves on. SIGTERM or Ctrl-C
-stop the current run within a second, mark it ``interrupted`` and exit.
+run's message (state ``failed``) and the worker moves on. When a packed
+group fails, its members that had not ended are trained again one by one,
+so one bad config fails alone. SIGTERM or Ctrl-C stop the current runs
+within a second, mark them ``interrupted`` and exit.
 """
 from __future__ import annotations
 
@@ -23,23 +34,27 @@ from pathlib import Path
 
 import torch
 
-from ..engine import fit
+from ..engine import Callback, FitResult, fit
+from ..packed import fit_many, pack_key
 from .callback import StoreCallback
 from .processes import worker_name
-from .record import CANCELLED, FAILED, INTERRUPTED, RunRecord
+from .record import CANCELLED, FAILED, FINAL_STATES, INTERRUPTED, RunRecord
+from .runner import packed_batch
 from .store import HEARTBEAT_EVERY, RunStore
 
 POLL_EVERY = 0.2  # seconds between looks at an empty queue
+SHUTDOWN_MESSAGE = "Its worker was shut down during training; the metrics logged so far are kept."
 
 
 def run_worker(home: Path | str | None = None, once: bool = False, idle_exit: float | None = None,
                device: str | None = None) -> int:
     """Train queued runs until stopped; return how many runs it trained.
 
-    ``once``: train at most one run, then return. ``idle_exit``: return after
-    that many seconds with an empty queue (None: wait forever). ``device``:
-    train on this device whatever the config says (the runner gives each
-    worker its own GPU), except that a config asking for ``cpu`` keeps it.
+    ``once``: train at most one run (or one packed group), then return.
+    ``idle_exit``: return after that many seconds with an empty queue (None:
+    wait forever). ``device``: train on this device whatever the config says
+    (the runner gives each worker its own GPU), except that a config asking
+    for ``cpu`` keeps it.
     """
     # Leave one core to the web server so pages stay responsive while we train.
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
@@ -52,7 +67,8 @@ def run_worker(home: Path | str | None = None, once: bool = False, idle_exit: fl
         store.register_worker(name, os.getpid(), device)
         beat.start()
         _warm_up()
-        return _work(store, name, beat, shutdown, once, idle_exit, device)
+        with store.kept_open():  # many small writes: each several times cheaper
+            return _work(store, name, beat, shutdown, once, idle_exit, device)
     finally:
         beat.stop()
         store.remove_worker(name)
@@ -62,32 +78,141 @@ def run_worker(home: Path | str | None = None, once: bool = False, idle_exit: fl
 
 def _work(store: RunStore, name: str, beat: "_Heartbeat", shutdown: threading.Event, once: bool,
           idle_exit: float | None, device: str | None) -> int:
-    """The loop: claim the oldest queued run, train it, repeat; return how many were trained."""
+    """The loop: claim the oldest queued run and its packing partners, train them, repeat.
+
+    Returns how many runs were trained.
+    """
     trained, idle_since = 0, time.monotonic()
     while not shutdown.is_set():
-        record = store.claim_next(name)
-        if record is None:
+        lead = store.claim_next(name)
+        if lead is None:
             if once or (idle_exit is not None and time.monotonic() - idle_since >= idle_exit):
                 break
             shutdown.wait(POLL_EVERY)
             continue
-        beat.run_id = record.id
-        train_one(store, record, shutdown, device)
-        beat.run_id = None
+        beat.run_ids = [lead.id]  # beat for it while its partners are looked for
+        group = [lead, *claim_partners(store, name, lead, device)]
+        beat.run_ids = [record.id for record in group]
+        if len(group) == 1:
+            train_one(store, lead, shutdown, device)
+        else:
+            train_group(store, group, shutdown, device)
+        beat.run_ids = []
         advance_studies(store)
-        trained += 1
+        trained += len(group)
         idle_since = time.monotonic()
         if once:
             break
     return trained
 
 
+def claim_partners(store: RunStore, worker: str, lead: RunRecord, device: str | None = None,
+                   limit: int | None = None) -> list[RunRecord]:
+    """Claim the queued runs to train packed with ``lead`` (already claimed); return those claimed.
+
+    Candidates are the oldest queued runs with ``lead``'s ``pack_key``, so a
+    group is formed in queue order; ``packed_batch`` keeps those that
+    ``fit_many`` will really stack on this worker's device, at most
+    ``limit`` (None: the runner's MAX_PACKED_RUNS) with ``lead``. Another worker may claim
+    some meanwhile: ``claim_runs`` only takes runs still queued.
+    """
+    key = pack_key(lead.config)
+    if key is None:
+        return []
+    queued = [r for r in store.queued_runs() if pack_key(r.config) == key]
+    if not queued:
+        return []
+    configs = [lead.config, *(r.config for r in queued)]
+    chosen = packed_batch(configs, _device_for(lead.config, device), limit)
+    return store.claim_runs(worker, [queued[i - 1].id for i in chosen if i != 0])
+
+
+def train_one(store: RunStore, record: RunRecord, shutdown: threading.Event | None = None,
+              device: str | None = None) -> str:
+    """Train one claimed run and record how it ended; return its final state."""
+    shutdown = shutdown or threading.Event()
+    callback = StoreCallback(store, record.id, shutdown)
+    try:
+        result = fit(record.config, callbacks=[callback], device=_device_for(record.config, device))
+    except Exception as error:  # a bad run must not kill the worker
+        traceback.print_exc()  # the full story goes to the worker's log file
+        store.finish_run(record.id, FAILED, _one_line(error))
+        return FAILED
+    return _record_ending(store, record, result, shutdown, callback)
+
+
+def train_group(store: RunStore, records: list[RunRecord], shutdown: threading.Event | None = None,
+                device: str | None = None) -> list[str]:
+    """Train claimed runs that pack together with ``fit_many``; record how each ended; return their states.
+
+    Every run has its own StoreCallback, so cancelling one stops that one
+    alone (and it shows as cancelled at once); a shutdown stops them all.
+    When training raises, the members that had already ended keep their
+    result and the others are trained again one by one, so that a config
+    that fails only fails itself.
+    """
+    shutdown = shutdown or threading.Event()
+    callbacks = [StoreCallback(store, record.id, shutdown, end_on_cancel=True) for record in records]
+    endings = [_Ending() for _ in records]
+    try:
+        fit_many([record.config for record in records], [[cb, ending] for cb, ending in zip(callbacks, endings)],
+                 device=_device_for(records[0].config, device))
+    except Exception:  # the members without a result are retried alone below
+        traceback.print_exc()
+    return [
+        _record_ending(store, record, ending.result, shutdown, callback) if ending.result is not None
+        else _retry_alone(store, record, shutdown, device)
+        for record, callback, ending in zip(records, callbacks, endings)
+    ]
+
+
+class _Ending(Callback):
+    """Keeps how one member's training ended (fit_many returns nothing when it raises part-way)."""
+
+    def __init__(self):
+        self.result: FitResult | None = None
+
+    def on_fit_end(self, run, result: FitResult) -> None:
+        self.result = result
+
+
+def _retry_alone(store: RunStore, record: RunRecord, shutdown: threading.Event, device: str | None) -> str:
+    """Train a member of a failed group on its own, unless it has already ended or the worker is stopping."""
+    state = store.get_run(record.id).state
+    if state in FINAL_STATES:  # cancelled while the group trained
+        return state
+    if shutdown.is_set():
+        store.finish_run(record.id, INTERRUPTED, SHUTDOWN_MESSAGE)
+        return INTERRUPTED
+    return train_one(store, record, shutdown, device)
+
+
+def _record_ending(store: RunStore, record: RunRecord, result: FitResult, shutdown: threading.Event,
+                   callback: StoreCallback) -> str:
+    """Store how a run's training ended and return its state.
+
+    A run stopped by the worker's shutdown, not by its owner, is
+    ``interrupted``: nobody asked for it to stop.
+    """
+    state, message = result.status, result.message
+    if state == CANCELLED and shutdown.is_set() and not callback.cancelled:
+        state, message = INTERRUPTED, SHUTDOWN_MESSAGE
+    store.finish_run(record.id, state, message, result.summary)
+    return state
+
+
+def _device_for(config, device: str | None) -> str | None:
+    """The device to train ``config`` on: the worker's own, unless the person asked for the CPU on purpose."""
+    return None if device is not None and config.device == "cpu" else device
+
+
 def advance_studies(store: RunStore) -> None:
     """Submit the next members of studies waiting on the per-person queue cap.
 
     A study submits its members through the runner, so each person's cap
-    applies; after every run this worker moves studies on, so a study
-    finishes even with no browser tab open.
+    applies (a packable batch counts by its size); after every run or packed
+    group this worker moves studies on, so a study finishes even with no
+    browser tab open, and its next batch is queued before the next claim.
     """
     from ..studies import StudyStore  # imported late: studies build on the runner
     from .runner import Runner
@@ -96,25 +221,6 @@ def advance_studies(store: RunStore) -> None:
         StudyStore(store).advance_all(Runner(store, max_workers=0))
     except Exception:  # a study's bookkeeping must never stop the worker
         traceback.print_exc()
-
-
-def train_one(store: RunStore, record: RunRecord, shutdown: threading.Event | None = None,
-              device: str | None = None) -> str:
-    """Train one claimed run and record how it ended; return its final state."""
-    shutdown = shutdown or threading.Event()
-    if device is not None and record.config.device == "cpu":
-        device = None  # the person asked for the CPU on purpose
-    try:
-        result = fit(record.config, callbacks=[StoreCallback(store, record.id, shutdown)], device=device)
-    except Exception as error:  # a bad run must not kill the worker
-        traceback.print_exc()  # the full story goes to the worker's log file
-        store.finish_run(record.id, FAILED, _one_line(error))
-        return FAILED
-    state, message = result.status, result.message
-    if state == CANCELLED and shutdown.is_set():
-        state, message = INTERRUPTED, "Its worker was shut down during training; the metrics logged so far are kept."
-    store.finish_run(record.id, state, message, result.summary)
-    return state
 
 
 def _warm_up() -> None:
@@ -150,13 +256,13 @@ class _Heartbeat(threading.Thread):
     def __init__(self, store: RunStore, worker: str):
         super().__init__(name="mtl-heartbeat", daemon=True)
         self.store, self.worker = store, worker
-        self.run_id: str | None = None
+        self.run_ids: list[str] = []  # the runs being trained now (several when packed); replaced, never changed
         self._stopped = threading.Event()
 
     def run(self) -> None:
         while not self._stopped.wait(HEARTBEAT_EVERY):
             try:
-                self.store.heartbeat(self.worker, self.run_id)
+                self.store.heartbeat(self.worker, self.run_ids)
             except Exception:  # a busy database now and then is no reason to stop beating
                 traceback.print_exc()
 

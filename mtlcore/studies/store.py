@@ -16,9 +16,15 @@ students starting the same study share one set of runs.
 
 Members are submitted through the Runner, so a study obeys the same
 per-person queue cap as single runs: with a cap of 3, a 12-run study keeps
-3 runs queued or training and submits the next as one finishes. Whoever
-looks at the study (the Studies page polls ``advance_all``) moves it on;
-nothing is lost while nobody looks, it only waits.
+3 runs queued or training and submits the next as one finishes. Members
+that a worker will train together as one packed group (small models on a
+shared dataset, ``Runner.next_batch``) are queued as one *batch* instead,
+whole, when the owner is under the cap; the batch counts by its size, so
+nothing more of that person's is queued until it has trained. One worker
+then trains the batch at once: the default relatedness study (48 small
+runs) goes through in three batches. Whoever looks at the study (the
+Studies page polls ``advance_all``, and workers call it after every run)
+moves it on; nothing is lost while nobody looks, it only waits.
 
     >>> studies = StudyStore(runner.store)
     >>> record = studies.start(spec, runner, owner="alice")
@@ -28,6 +34,7 @@ nothing is lost while nobody looks, it only waits.
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -173,7 +180,9 @@ class StudyStore:
     def advance(self, study_id: str, runner) -> int:
         """Submit waiting members until the owner's queue is full; return how many were submitted.
 
-        Members that reused someone else's run which then got cancelled or
+        Members go in plan order, as batches of those that train packed
+        together (``_next_batch``), one member at a time otherwise. Members
+        that reused someone else's run which then got cancelled or
         interrupted are put back to waiting first. Safe to call from several
         pages at once: a member claimed twice keeps one run, the other is cancelled.
         """
@@ -189,21 +198,42 @@ class StudyStore:
             return 0
         self._point_at_identical_runs(study_id, record.spec.reuse)
         submitted = 0
-        for member in self.get(study_id).members:
-            if member.run_id is not None:
-                continue
+        while runner.has_room(record.owner):  # checked first: forming a batch loads the members' data
+            batch = self._next_batch(study_id, runner)
+            if not batch:
+                break
             try:
-                run_id = runner.submit(member.config, label=f"{record.label} · {member.label}",
-                                       owner=record.owner, study_id=study_id)
+                labels = [f"{record.label} · {m.label}" for m in batch]
+                run_ids = runner.submit_batch([m.config for m in batch], labels, owner=record.owner, study_id=study_id)
             except QueueFullError:
                 break  # the rest wait for a free slot
-            if not self._claim(study_id, member.position, run_id):
-                self.store.cancel_run(run_id)  # someone else claimed it, or the study was cancelled
-                continue
-            submitted += 1
-            # Later members with the same config (rare) share this run.
+            claimed = 0
+            for member, run_id in zip(batch, run_ids):
+                if self._claim(study_id, member.position, run_id):
+                    claimed += 1
+                else:
+                    self.store.cancel_run(run_id)  # someone else claimed it, or the study was cancelled
+            submitted += claimed
+            if not claimed:
+                break  # the study was cancelled meanwhile, or another page is moving it on
+            # Later members with the same config (rare) share these runs.
             self._point_at_identical_runs(study_id, reuse=False)
         return submitted
+
+    def _next_batch(self, study_id: str, runner) -> list[MemberStatus]:
+        """The waiting members to queue next: the first in plan order and those a worker will pack with it.
+
+        Members with the same config are queued once; ``_point_at_identical_runs``
+        then points the others at that run.
+        """
+        distinct: dict[tuple[str, bool], MemberStatus] = {}
+        for member in self.get(study_id).members:
+            if member.run_id is None:
+                distinct.setdefault((baseline_key(member.config), member.needs_diagnostics), member)
+        waiting = list(distinct.values())
+        if not waiting:
+            return []
+        return [waiting[i] for i in runner.next_batch([m.config for m in waiting])]
 
     def advance_all(self, runner, owner: str | None = None) -> int:
         """``advance`` every running study (of ``owner``, if given); return how many runs were submitted."""
@@ -300,9 +330,12 @@ class StudyStore:
             return 0
         states = (FINISHED_RUN, *ACTIVE_STATES)
         runs = self.store.list_runs(states=states) if reuse else self.store.list_runs(study_id=study_id, states=states)
+        by_key: dict[str, list[RunRecord]] = {}  # one key per run, not one per run and member
+        for run in runs:
+            by_key.setdefault(baseline_key(run.config), []).append(run)
         pointed = 0
         for member in waiting:
-            match = find_identical(runs, member)
+            match = find_identical(by_key.get(baseline_key(member.config), []), member)
             if match is not None and self._claim(study_id, member.position, match.id):
                 pointed += 1
         return pointed
@@ -338,11 +371,17 @@ def _member(row, study_state: str) -> MemberStatus:
             state = PENDING  # someone else's run that will not finish: this study trains it again
     return MemberStatus(
         position=row["position"], group=row["grp"], seed=row["seed"], label=row["label"],
-        config=ExperimentConfig.from_json(row["config"]), needs_diagnostics=bool(row["needs_diagnostics"]),
+        config=_member_config(row["config"]), needs_diagnostics=bool(row["needs_diagnostics"]),
         run_id=run_id, state=state, progress=float(row["run_progress"] or 0.0),
         reused=reused,
         summary=json.loads(row["run_summary"]) if row["run_summary"] else None,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _member_config(config_json: str) -> ExperimentConfig:
+    """A member's config, parsed once per process (a study is read on every poll; configs are frozen)."""
+    return ExperimentConfig.from_json(config_json)
 
 
 def _record(row, members: list[MemberStatus]) -> StudyRecord:
