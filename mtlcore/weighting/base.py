@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..registry import Registry
-from .jacobian import TaskGradients
+from .jacobian import TaskGradients, backward_objective
 
 
 class Weighting:
@@ -133,10 +133,7 @@ class LossWeighting(Weighting):
 
     def backward(self, losses, model, extra, gradients=None):
         weights = self.weights(losses)
-        if gradients is not None and gradients.computed:  # the diagnostics paid for the rows
-            gradients.backward(lambda constants: self.objective(constants, weights, 0.0), extra)
-        else:
-            self.objective(losses, weights, extra).backward()
+        backward_objective(lambda losses: self.objective(losses, weights, 0.0), losses, extra, gradients)
         return {t: self.user_weights[t] * as_float(weights[t]) for t in self.tasks}
 
 

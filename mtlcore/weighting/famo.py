@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from .base import WEIGHTINGS, Weighting
+from .jacobian import backward_objective
 
 EPS = 1e-8
 
@@ -73,10 +74,7 @@ class FAMO(Weighting):
         def objective(losses):
             return c * (u * z * torch.log(torch.stack([losses[t] for t in self.tasks]) + EPS)).sum()
 
-        if gradients is not None and gradients.computed:  # the diagnostics paid for the rows
-            gradients.backward(objective, extra)
-        else:
-            (extra + objective(losses)).backward()
+        backward_objective(objective, losses, extra, gradients)
         effective = u * c * z / (current + EPS)
         return {t: float(effective[i]) for i, t in enumerate(self.tasks)}
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from .base import WEIGHTINGS, Weighting
-from .jacobian import jacobian_rows
+from .jacobian import backward_objective, jacobian_rows
 
 
 def gradnorm_loss(weights: torch.Tensor, grad_norms: torch.Tensor, loss_ratios: torch.Tensor,
@@ -106,10 +106,7 @@ class GradNorm(Weighting):
         def objective(losses):
             return sum(self.user_weights[t] * weights[i] * losses[t] for i, t in enumerate(self.tasks))
 
-        if gradients is not None and gradients.computed:  # the diagnostics paid for the rows
-            gradients.backward(objective, extra)
-        else:
-            (extra + objective(losses)).backward()
+        backward_objective(objective, losses, extra, gradients)
         return {t: float(self.user_weights[t] * weights[i]) for i, t in enumerate(self.tasks)}
 
     def state_dict(self):

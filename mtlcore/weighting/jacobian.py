@@ -134,3 +134,19 @@ def set_grad(p: torch.Tensor, grad: torch.Tensor) -> None:
     if grad.stride() != p.stride():
         grad = torch.empty_like(p).copy_(grad)
     p.grad = grad if p.grad is None else p.grad + grad
+
+
+def backward_objective(objective_of, losses: dict[str, torch.Tensor], extra: torch.Tensor,
+                       gradients: TaskGradients | None = None) -> None:
+    """``(objective_of(losses) + extra).backward()``, from ``gradients`` when they are already computed.
+
+    What every loss-weighting method does with its objective: when the
+    diagnostics have paid for the per-task gradients this step, the update is
+    built from them (``TaskGradients.backward``) instead of one more
+    backward pass through the trunk.
+    """
+    if gradients is not None and gradients.computed:
+        gradients.backward(objective_of, extra)
+        return
+    total = objective_of(losses)
+    (total + extra if extra.requires_grad else total).backward()
