@@ -460,6 +460,7 @@ class PackedRuns:
         return member(self.params, self.buffers, x, y)
 
     def _forward_grouped(self, x: torch.Tensor, y: dict[str, torch.Tensor], shared_batch: bool):
+        """``forward`` through the grouped model: the members' batches as one batch of N x b rows."""
         members = len(self.runs)
         if shared_batch:
             x = x.expand(members, *x.shape)
@@ -650,12 +651,12 @@ def _stop(packed: PackedRuns, members: list[Member], member: Member, status: str
 
 @torch.no_grad()
 def _evaluate(packed: PackedRuns, split: str) -> list[dict[str, dict[str, float]]]:
-    """Loss and metrics of every member on ``split`` (eval mode), one vmapped pass per batch."""
+    """Loss and metrics of every member on ``split`` (eval mode), all members in each pass."""
     packed.model.eval()
     meters = StackedMeters(packed)
     x_all, y_all, shared = packed.batch(split, None)
     n = x_all.shape[0 if shared else 1]
-    # At most EVAL_ROWS rows in all a pass: activations that stay in the cache.
+    # At most EVAL_ROWS rows in a pass, all members together: activations that stay in the cache.
     size = max(1, min(EVAL_BATCH, EVAL_ROWS // len(packed.runs)))
     for start in range(0, n, size):
         part = slice(start, start + size)
