@@ -69,6 +69,20 @@ CREATE TABLE IF NOT EXISTS workers (
 );
 """
 
+# Columns added after a store was first created: (table, column, declaration).
+# ``create_database`` adds any that an older store lacks, so a data folder made
+# by an earlier version keeps working. A new column is one row here (and, for a
+# fresh store, one line in SCHEMA above).
+ADDED_COLUMNS: list[tuple[str, str, str]] = []
+
+
+def add_missing_columns(conn: sqlite3.Connection) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for every row of ADDED_COLUMNS the file lacks."""
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
 
 def unwritable(home: Path) -> StoreError:
     return StoreError(f"The data folder {home} is not writable; set MTL_HOME to a folder you can write to.")
@@ -91,6 +105,7 @@ def create_database(home: Path) -> Path:
             # WAL is a property of the file: set once, every later connection uses it.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+            add_missing_columns(conn)
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
