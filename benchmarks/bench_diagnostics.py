@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from mtlcore import ExperimentConfig, load_dataset
+from mtlcore import WEIGHTINGS, ExperimentConfig, load_dataset
 from mtlcore.engine import TrainingRun
 
 
@@ -66,6 +66,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     data = load_dataset("shapes", n_samples=1000)
     cases = [("equal", False), ("equal", True), ("upgrad", False), ("pcgrad", False), ("gradnorm", False)]
+    for method in sorted({m for m, _ in cases} - set(WEIGHTINGS.names())):
+        print(f"skipped: {method} is not available here (python -m mtlcore doctor says which package is missing)")
+    cases = [(method, diagnostics) for method, diagnostics in cases if method in WEIGHTINGS]
     runs = [make_run(method, data, args.device, args.width, args.batch_size) for method, _ in cases]
     times: list[list[float]] = [[] for _ in cases]
     # Round-robin, so that a busy moment on the machine slows every case alike;

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from importlib.util import find_spec
 
 from mtlcore.config import ExperimentConfig
 from mtlcore.runs import Runner, RunStore
@@ -53,7 +54,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
     spec = study_spec(args.epochs, args.seeds)
-    for name, address, workers in (("local", None, args.workers), ("ray", args.ray, 1)):
+    sides = [("local", None, args.workers), ("ray", args.ray, 1)]
+    if find_spec("ray") is None:  # optional: measure the local side and say why the other is missing
+        print("skipped: the ray side (Ray is not installed: pip install -r requirements-ray.txt)")
+        sides = sides[:1]
+    for name, address, workers in sides:
         with tempfile.TemporaryDirectory() as home:
             # A queue cap above the study's size, so the study submits every member at once.
             runner = Runner(RunStore(home), max_workers=workers, queue_cap_per_owner=100, ray_address=address)

@@ -22,6 +22,11 @@ from .base import WEIGHTINGS
 # worker would otherwise pay at every start, before its first run of any kind.
 
 
+# What each gradient-combination method needs installed, whether or not it is:
+# read by ``python -m mtlcore doctor`` to say which package enables which method.
+REQUIRED_PACKAGES: dict[str, tuple[str, ...]] = {}
+
+
 def register_if_available(name: str, solvers: tuple[str, ...] = ()):
     """Register the class under ``name`` if torchjd and the ``solvers`` it needs are installed.
 
@@ -30,6 +35,7 @@ def register_if_available(name: str, solvers: tuple[str, ...] = ()):
     """
 
     def decorator(cls):
+        REQUIRED_PACKAGES[name] = ("torchjd", *solvers)
         if any(find_spec(package) is None for package in ("torchjd", *solvers)):
             return cls  # an optional solver is missing: leave the method out
         return WEIGHTINGS.register(name)(cls)
