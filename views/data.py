@@ -23,6 +23,7 @@ from mtlcore.data.folders import data_home
 from mtlcore.data.own_import import (
     IGNORE, MAX_ARCHIVE_BYTES, DataImportError, delete_dataset, import_images, import_table, preview,
 )
+from ui.machine_report import machine_report_expander
 
 SOURCES = {"embedded": "built in", "torchvision": "torchvision files", "imported": "your data"}
 # Roles a table's column can take on import; the targets become the tasks.
@@ -169,6 +170,7 @@ def page() -> None:
     download_section(infos)
     import_section()
     imported_section(infos)
+    machine_report_expander()
 
 
 page()
