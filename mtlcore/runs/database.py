@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS runs (
     worker TEXT,                     -- "host:pid" of the worker training it
     study_id TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    heartbeat REAL                   -- last sign of life of its worker
+    heartbeat REAL,                  -- last sign of life of its worker
+    owner_key TEXT                   -- SHA-256 of the owner's browser key (mtlcore.owners); NULL: none
 );
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_owner ON runs(owner, state);
@@ -73,14 +74,20 @@ CREATE TABLE IF NOT EXISTS workers (
 # ``create_database`` adds any that an older store lacks, so a data folder made
 # by an earlier version keeps working. A new column is one row here (and, for a
 # fresh store, one line in SCHEMA above).
-ADDED_COLUMNS: list[tuple[str, str, str]] = []
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    # SHA-256 of the private key of the browser that queued the run (mtlcore.owners); NULL: no key.
+    ("runs", "owner_key", "TEXT"),
+    # The same for a study: the runs it queues on its owner's behalf carry this key.
+    ("studies", "owner_key", "TEXT"),
+]
 
 
 def add_missing_columns(conn: sqlite3.Connection) -> None:
     """``ALTER TABLE ... ADD COLUMN`` for every row of ADDED_COLUMNS the file lacks."""
     for table, column, declaration in ADDED_COLUMNS:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        if column not in present:
+        # A table not made yet (studies, made by StudyStore) gets the column when it is made.
+        if present and column not in present:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
