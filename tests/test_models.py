@@ -110,3 +110,68 @@ def test_batchnorm_and_dropout_switches():
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in with_bn.modules())
     assert any(isinstance(m, torch.nn.Dropout) for m in with_bn.modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in without.modules())
+
+
+# ----- what "shared" means, checked by back-propagating each task alone --------------
+
+def reached_by_each_task(model, x):
+    """{task: ids of the parameters that task's loss alone gives a non-zero gradient}."""
+    reached = {}
+    for task in model.task_names:
+        model.zero_grad(set_to_none=True)
+        out = model(x)[task]
+        torch.manual_seed(1)
+        (out * torch.randn_like(out)).sum().backward()  # a loss whose gradient reaches all of out
+        reached[task] = {id(p) for p in model.parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    return reached
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES.names())
+@pytest.mark.parametrize("input_shape, kind", [((1, 8, 8), "image"), ((20,), "vector")])
+def test_shared_parameters_are_exactly_those_that_more_than_one_task_reaches(arch, input_shape, kind):
+    # soft sharing: each task's loss reaches its own column only (the penalty is no task's loss), so nothing is shared.
+    tasks = TASKS[:1] if arch == "single" else TASKS
+    model = make(arch, tasks=tasks, input_shape=input_shape, kind=kind, **{"model.num_experts": "3"})
+    reached = reached_by_each_task(model, torch.randn(6, *input_shape))
+    shared = ids(model.shared_parameters())
+    names = {id(p): name for name, p in model.named_parameters()}
+    for task, params in reached.items():
+        # A "shared" parameter that some task's loss does not reach would be rescaled for nothing by MGDA & co.
+        assert not {names[i] for i in shared - params}, f"shared but not reached by {task}"
+    for name, p in model.named_parameters():
+        by = [t for t, params in reached.items() if id(p) in params]
+        if len(by) >= 2:
+            assert id(p) in shared, f"{name} is reached by {by} but not listed as shared"
+        elif id(p) not in shared:
+            # Not shared: it belongs to exactly the one task that reaches it.
+            owners = [t.name for t in tasks if id(p) in ids(model.task_parameters(t.name))]
+            assert owners == by, f"{name} belongs to {owners} and is reached by {by}"
+
+
+def test_cross_stitch_columns_last_stage_belongs_to_its_own_task():
+    model = make("cross_stitch", input_shape=(20,), kind="vector")
+    last = ids(model.columns["size"].stages[-1].parameters())
+    assert last <= ids(model.task_parameters("size"))
+    assert not last & ids(model.shared_parameters())
+    # The L1 regulariser still acts on the whole columns.
+    assert last <= ids(model.trunk_parameters())
+
+
+@pytest.mark.parametrize("arch", ["hard", "cross_stitch", "mmoe"])
+def test_the_last_shared_layer_is_shared_and_every_task_reaches_it(arch):
+    model = make(arch, input_shape=(20,), kind="vector", **{"model.num_experts": "3"})
+    layer = ids(model.last_shared_layer())
+    assert layer and layer <= ids(model.shared_parameters())
+    reached = reached_by_each_task(model, torch.randn(6, 20))
+    assert all(layer <= params for params in reached.values())
+
+
+def test_the_last_shared_layer_spans_every_expert_and_every_column_not_the_mixing_units():
+    mmoe = make("mmoe", input_shape=(20,), kind="vector", **{"model.num_experts": "4"})
+    layer = ids(mmoe.last_shared_layer())
+    assert all(layer & ids(expert.parameters()) for expert in mmoe.experts)  # 4 of 4 experts, not the last one only
+    stitch = make("cross_stitch", input_shape=(20,), kind="vector")
+    layer = ids(stitch.last_shared_layer())
+    assert all(layer & ids(column.parameters()) for column in stitch.columns.values())
+    assert not layer & ids(stitch.stitches.parameters())
+    assert make("soft").last_shared_layer() == []

@@ -1,9 +1,12 @@
 """What every multi-task architecture offers the engine.
 
 An architecture maps an input batch to one output per task and says which
-parameters are *shared* (receive gradients from more than one task) and which
-belong to one task. Gradient-combination methods and diagnostics use that
-split; the engine never asks which architecture it holds.
+parameters are *shared* (receive gradients from more than one task's loss)
+and which belong to one task: every parameter is one or the other
+(``tests/test_models.py`` checks this for every architecture by back-
+propagating each task's loss alone). Gradient-combination methods and
+diagnostics use that split, and GradNorm asks for the ``last_shared_layer``;
+the engine never asks which architecture it holds.
 """
 from __future__ import annotations
 
@@ -38,8 +41,19 @@ class MultiTaskModel(nn.Module):
         raise NotImplementedError
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters that receive gradients from more than one task."""
+        """Parameters that receive gradients from more than one task's loss (and only those)."""
         raise NotImplementedError
+
+    def last_shared_layer(self) -> list[nn.Parameter]:
+        """The weights of the last shared layer: GradNorm's W (Chen et al., ICML 2018, section 3.2).
+
+        Default: the last weight matrix or kernel that ``shared_parameters``
+        lists (hard sharing: the trunk's last layer). Architectures whose
+        shared parameters run side by side (MMoE's experts, cross-stitch's
+        columns) override it with the last layer of each; empty when nothing
+        is shared.
+        """
+        return last_weights(self.shared_parameters())
 
     def task_parameters(self, task: str) -> list[nn.Parameter]:
         """Parameters that only ``task``'s loss reaches."""
@@ -53,6 +67,13 @@ class MultiTaskModel(nn.Module):
     def penalty(self) -> torch.Tensor:
         """The architecture's own regulariser (soft sharing's tie); zero here."""
         return torch.zeros((), device=next(self.parameters()).device)
+
+
+def last_weights(params) -> list[nn.Parameter]:
+    """The last weight matrix or kernel among ``params`` (the last parameter if none is one), as a list."""
+    params = [p for p in params if p.requires_grad]
+    matrices = [p for p in params if p.dim() >= 2]
+    return [(matrices or params)[-1]] if params else []
 
 
 ARCHITECTURES: Registry[type[MultiTaskModel]] = Registry("architecture")

@@ -8,13 +8,19 @@ all columns' features:
 
 alpha starts near the identity (each task mostly keeps its own features),
 so training begins like separate networks and learns how much to share.
+
+What is shared: a stage followed by a unit feeds every task, so every
+task's loss reaches it, and the units themselves; the last stage of a
+column comes after the last unit and feeds its own task only, so it is that
+task's, like its head. (Listing it as shared made gradient methods such as
+MGDA rescale a task's own layer, and distorted the gradient cosines.)
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .base import ARCHITECTURES, MultiTaskModel, TrunkFactory
+from .base import ARCHITECTURES, MultiTaskModel, TrunkFactory, last_weights
 
 
 class CrossStitchUnit(nn.Module):
@@ -53,9 +59,26 @@ class CrossStitch(MultiTaskModel):
                 features = stitch(features)
         return {t: self.heads[t](f) for t, f in zip(self.task_names, features)}
 
+    def shared_stages(self, task: str) -> list[nn.Module]:
+        """The stages of ``task``'s column that a cross-stitch unit follows: every task reads them."""
+        return list(self.columns[task].stages)[: len(self.stitches)]
+
     def shared_parameters(self) -> list[nn.Parameter]:
-        # Through the stitches every column receives every task's gradient.
-        return list(self.columns.parameters()) + list(self.stitches.parameters())
+        # Through the units every column's stages but the last reach every task.
+        stages = [p for t in self.task_names for stage in self.shared_stages(t) for p in stage.parameters()]
+        return stages + list(self.stitches.parameters())
 
     def task_parameters(self, task: str) -> list[nn.Parameter]:
-        return list(self.heads[task].parameters())
+        # After the last unit a column's last stage feeds its own task alone.
+        own_stages = list(self.columns[task].stages)[len(self.stitches):]
+        return [p for stage in own_stages for p in stage.parameters()] + list(self.heads[task].parameters())
+
+    def trunk_parameters(self) -> list[nn.Parameter]:
+        # The columns (every stage) and the units: everything but the heads, as for the other architectures.
+        return list(self.columns.parameters()) + list(self.stitches.parameters())
+
+    def last_shared_layer(self) -> list[nn.Parameter]:
+        """The last layer of every column's last shared stage, not the mixing units (T x T numbers)."""
+        if not self.stitches:
+            return []
+        return [p for t in self.task_names for p in last_weights(self.shared_stages(t)[-1].parameters())]

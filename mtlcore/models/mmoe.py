@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from .base import ARCHITECTURES, MultiTaskModel, TrunkFactory
+from .base import ARCHITECTURES, MultiTaskModel, TrunkFactory, last_weights
 
 
 @ARCHITECTURES.register("mmoe")
@@ -49,3 +49,7 @@ class MMoE(MultiTaskModel):
 
     def task_parameters(self, task: str) -> list[nn.Parameter]:
         return list(self.gates[task].parameters()) + list(self.heads[task].parameters())
+
+    def last_shared_layer(self) -> list[nn.Parameter]:
+        """Every expert's last layer: the experts run side by side, so each is a last shared layer."""
+        return [p for expert in self.experts for p in last_weights(expert.parameters())]

@@ -10,6 +10,11 @@ ICLR 2017 workshop, "Trace Norm Regularised Deep Multi-Task Learning"):
 
 (or the L1 norm). lambda = 0 gives independent networks; a large lambda
 forces identical columns, i.e. hard sharing.
+
+"Soft sharing" shares no parameter in the sense that gradient methods and
+diagnostics mean (one that more than one task's loss reaches): task t's
+loss reaches only column t and head t. The penalty is a regulariser on the
+differences, not a task's loss, so ``shared_parameters`` is empty.
 """
 from __future__ import annotations
 

@@ -19,10 +19,14 @@ rates are pulled together (the paper uses 0.12 to 3; 1.5 is common).
 The model itself follows  sum_t u_t w_t L_t  (u_t: the sliders), with w_t
 held constant; only L_grad moves the w_t (through the model's optimiser).
 
-W is the last weight matrix that ``model.shared_parameters()`` lists: the
-trunk's last layer for hard sharing, the last expert's last layer for MMoE,
-the last cross-stitch unit for cross-stitch; ``layer="all"`` uses every
-shared parameter instead. GradNorm therefore needs shared parameters.
+W is "the last shared layer of weights" (the paper, section 3.2), which
+each architecture names itself (``model.last_shared_layer()``): the trunk's
+last layer for hard sharing, every expert's last layer for MMoE (the experts
+run side by side, so each is a last shared layer), the last shared stage of
+every column for cross-stitch (not the T x T mixing units). G_t is then the
+norm of the task's gradient on all of them together. ``layer="all"`` uses
+every shared parameter instead (as LibMTL does by default). GradNorm
+therefore needs shared parameters.
 """
 from __future__ import annotations
 
@@ -46,12 +50,10 @@ def gradnorm_loss(weights: torch.Tensor, grad_norms: torch.Tensor, loss_ratios: 
 
 
 def gradnorm_layer(model: torch.nn.Module, layer: str) -> list[torch.Tensor]:
-    """The shared parameters whose gradient norms GradNorm balances."""
-    shared = [p for p in model.shared_parameters() if p.requires_grad]
+    """The shared parameters whose gradient norms GradNorm balances (W)."""
     if layer == "all":
-        return shared
-    matrices = [p for p in shared if p.dim() >= 2]
-    return [(matrices or shared)[-1]]
+        return [p for p in model.shared_parameters() if p.requires_grad]
+    return model.last_shared_layer()
 
 
 @WEIGHTINGS.register("gradnorm")
