@@ -147,11 +147,12 @@ class Owner:
 
     def refusal(self, what: str, owner_name: str, owner_key: str | None, verb: str) -> str:
         """The sentence that says why this actor may not ``verb`` ``what`` (e.g. "this run", "stop")."""
+        name = display_name(owner_name)
         if owner_key is None:
-            return (f"Only {display_name(owner_name)}'s command line or the teacher can {verb} {what}: it was "
-                    "made without a browser key (from the command line or before keys existed).")
-        return (f"Only {display_name(owner_name)} can {verb} {what}, from the browser (private key) it was made "
-                "with, or the teacher.")
+            return (f"Only {name} can {verb} {what}. It was made without a browser key (from the command line, "
+                    "or before keys existed), so only the teacher or the command line can.")
+        return (f"Only {name} can {verb} {what}, with the private key of the browser it was made in "
+                "(or the teacher).")
 
     @property
     def acting_as(self) -> str:

@@ -1,12 +1,21 @@
-"""Background runs from a terminal: ``worker``, ``submit``, ``cancel``, ``runs``.
+"""Background runs from a terminal: ``worker``, ``submit``, ``cancel``, ``delete``, ``runs``.
 
     python -m mtlcore worker                      # train queued runs, one after another
     python -m mtlcore submit --set tasks=shape,color --label baseline   # prints the run id
     python -m mtlcore runs                        # a table; --json for scripts
     python -m mtlcore cancel RUN_ID
+    python -m mtlcore delete RUN_ID               # an ended run, with its metrics and checkpoint
 
-All four share the data folder given by ``--home`` (default: MTL_HOME, else
+All share the data folder given by ``--home`` (default: MTL_HOME, else
 ~/.mtl-lab) with the app.
+
+The command line acts as the machine's own user (``Owner.machine()`` in
+mtlcore.owners): whoever can run commands here can also open the data
+folder's files, so ``cancel`` and ``delete`` may change anyone's run and say
+that they acted as the machine's user. ``--owner NAME`` there is a guard
+against a wrong id, not an identity: it refuses unless the run is shown
+under that name. Runs queued by ``submit`` carry no browser key, so in the
+app only the teacher can stop or delete them.
 """
 from __future__ import annotations
 
@@ -31,15 +40,24 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("submit", help="queue a background run; prints its id")
     add_config_arguments(parser)
     parser.add_argument("--label", required=True, help="a name for the run, shown in the app")
-    parser.add_argument("--owner", default="anonymous", help="whose run it is (default: anonymous)")
+    parser.add_argument("--owner", default="anonymous",
+                        help="the name the run is shown under (default: anonymous); it has no browser key, so in "
+                             "the app only the teacher can stop or delete it")
     _add_home(parser)
     parser.set_defaults(func=submit)
 
-    parser = subparsers.add_parser("cancel", help="stop a queued or running background run")
+    parser = subparsers.add_parser("cancel", help="stop a queued or running background run (as the machine's user)")
     parser.add_argument("run_id", metavar="ID")
-    parser.add_argument("--owner", help="refuse unless the run belongs to this person")
+    parser.add_argument("--owner", help="refuse unless the run is shown under this name")
     _add_home(parser)
     parser.set_defaults(func=cancel)
+
+    parser = subparsers.add_parser("delete", help="delete an ended run with its metrics and checkpoint "
+                                                  "(as the machine's user)")
+    parser.add_argument("run_id", metavar="ID")
+    parser.add_argument("--owner", help="refuse unless the run is shown under this name")
+    _add_home(parser)
+    parser.set_defaults(func=delete)
 
     parser = subparsers.add_parser("runs", help="list background runs, newest first")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
@@ -103,10 +121,26 @@ def submit(args) -> int:
 
 
 def cancel(args) -> int:
+    return _change(args, "stop", lambda runner, by: runner.cancel(args.run_id, by=by))
+
+
+def delete(args) -> int:
+    return _change(args, "delete", lambda runner, by: runner.delete(args.run_id, by=by))
+
+
+def _change(args, verb: str, act) -> int:
+    """Stop or delete a run as the machine's user, after the ``--owner`` guard; print what happened."""
+    from ..owners import MACHINE_NAME, Owner, fold_name
     from ..runs import NotOwnerError, Runner, StoreError
 
+    store = _store(args)
     try:
-        print(Runner(_store(args), max_workers=1).cancel(args.run_id, owner=args.owner))
+        if args.owner is not None:
+            shown = store.get_run(args.run_id).owner
+            if fold_name(shown) != fold_name(args.owner):
+                raise CommandError(f"Only {shown} can {verb} this run. It is shown under {shown!r}, not "
+                                   f"{args.owner!r}; leave out --owner to {verb} it as {MACHINE_NAME}.")
+        print(act(Runner(store, max_workers=1), Owner.machine()))
     except (StoreError, NotOwnerError) as error:
         raise CommandError(str(error)) from None
     return 0

@@ -52,6 +52,7 @@ class RunRecord:
     summary: dict[str, Any] | None  # what ``fit`` returned; None until it ends
     worker: str | None  # "host:pid" of the worker that claimed it
     study_id: str | None = None  # set when the run belongs to a study
+    owner_key: str | None = None  # SHA-256 of its owner's browser key (mtlcore.owners); None: no key
 
     @property
     def is_active(self) -> bool:

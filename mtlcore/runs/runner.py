@@ -2,8 +2,10 @@
 
     runner = Runner(RunStore())            # st.cache_resource: one per app process
     runner.ensure_workers()                # on every page load: cheap and idempotent
-    run_id = runner.submit(config, label="wider trunk", owner="alice")
-    runner.cancel(run_id, owner="alice")
+    alice = Owner.from_key("alice", key)   # mtlcore.owners: a browser's name and private key
+    run_id = runner.submit(config, label="wider trunk", owner=alice)
+    runner.cancel(run_id, by=alice)        # NotOwnerError for anyone else but the teacher
+    runner.delete(run_id, by=alice)        # once it has ended
 
 Training happens in separate worker processes, never in the page's thread,
 so pages stay responsive. With ``ray_address`` (or MTL_RAY_ADDRESS) the one
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import ExperimentConfig, validate
-from .errors import NotOwnerError
+from ..owners import Owner
 from .processes import host_name, stop_process
 from .store import RunStore
 
@@ -105,17 +107,18 @@ class Runner:
         return f"Runner({self.store!r}, max_workers={self.max_workers}, queue_cap_per_owner={self.queue_cap_per_owner})"
 
     # ----- runs ----------------------------------------------------------------
-    def submit(self, config: ExperimentConfig, label: str = "", owner: str = "anonymous",
+    def submit(self, config: ExperimentConfig, label: str = "", owner: Owner | str = "anonymous",
                study_id: str | None = None) -> str:
         """Queue ``config`` for training; return the new run's id.
 
+        ``owner``: an Owner (a browser's name and key) or a plain name (no key).
         Raises ConfigError for an impossible config and QueueFullError when
         ``owner`` already has ``queue_cap_per_owner`` runs queued or running.
         """
         validate(config)
         return self.store.add_run(config, label, owner, study_id, cap=self.queue_cap_per_owner).id
 
-    def submit_batch(self, configs: Sequence[ExperimentConfig], labels: Sequence[str], owner: str = "anonymous",
+    def submit_batch(self, configs: Sequence[ExperimentConfig], labels: Sequence[str], owner: Owner | str = "anonymous",
                      study_id: str | None = None) -> list[str]:
         """Queue ``configs`` as one batch (see the class docstring); return the new runs' ids, in order.
 
@@ -136,21 +139,24 @@ class Runner:
             return [0]
         return packed_batch(configs)
 
-    def has_room(self, owner: str) -> bool:
+    def has_room(self, owner: Owner | str) -> bool:
         """Whether ``owner`` is under the queue cap, i.e. may queue a run (or a batch) now."""
         cap = self.queue_cap_per_owner
         return cap is None or self.store.active_count(owner) < cap
 
-    def cancel(self, run_id: str, owner: str | None = None) -> str:
+    def cancel(self, run_id: str, owner: Owner | str | None = None, by: Owner | str | None = None) -> str:
         """Stop a run: a queued one at once, a running one within a second or two.
 
-        Returns what happened, as a sentence. With ``owner``, only that person's
-        runs may be stopped (NotOwnerError otherwise). Ended runs are left as they are.
+        Returns what happened, as a sentence. ``by`` (or ``owner``, its older
+        name) is who asks: None is the machine's user, who may stop anything;
+        anyone else only what they own (``Owner.may_change``; NotOwnerError
+        otherwise). Ended runs are left as they are.
         """
-        record = self.store.get_run(run_id)
-        if owner is not None and owner != record.owner:
-            raise NotOwnerError(f"Only {record.owner} can stop this run.")
-        return self.store.cancel_run(run_id)
+        return self.store.cancel_run(run_id, by=by if by is not None else owner)
+
+    def delete(self, run_id: str, by: Owner | str | None = None) -> str:
+        """Delete an ended run with its metrics and checkpoint (RunStore.delete_run); return a sentence."""
+        return self.store.delete_run(run_id, by=by)
 
     # ----- workers -------------------------------------------------------------
     def worker_devices(self) -> list[str | None]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..config import ExperimentConfig
+from ..owners import Owner, as_owner, fold_name
 from . import database
 from .database import reading, writing
-from .errors import QueueFullError, StoreError
+from .errors import NotOwnerError, QueueFullError, StoreError
 from .home import resolve_home
 from .processes import host_name, pid_alive
 from .record import (
@@ -84,14 +86,22 @@ class RunStore:
         return self.home / "logs"
 
     # ----- reading runs -----------------------------------------------------------
-    def list_runs(self, owner: str | None = None, label: str | None = None,
+    def list_runs(self, owner: Owner | str | None = None, label: str | None = None,
                   states: Iterable[str] | None = None, study_id: str | None = None) -> list[RunRecord]:
-        """Runs matching every filter given, newest first."""
+        """Runs matching every filter given, newest first.
+
+        ``owner``: an Owner gives the runs it owns (its key's; see mtlcore.owners);
+        a plain name gives every run shown under that name (compared folded:
+        "Alice" finds "alice"), whoever's key made it.
+        """
         where, params = [], []
-        for column, value in (("owner", owner), ("label", label), ("study_id", study_id)):
+        for column, value in (("label", label), ("study_id", study_id)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if isinstance(owner, Owner) and owner.key_hash is not None:
+            where.append("owner_key = ?")
+            params.append(owner.key_hash)
         if states is not None:
             states = [states] if isinstance(states, str) else list(states)
             if not states:
@@ -101,6 +111,10 @@ class RunStore:
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         with reading(self.db_path) as conn:
             rows = conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", params).fetchall()
+        if isinstance(owner, Owner):
+            rows = [row for row in rows if owner.owns(row["owner"], row["owner_key"])]
+        elif owner is not None:
+            rows = [row for row in rows if fold_name(row["owner"]) == fold_name(owner)]
         return [_record(row) for row in rows]
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -128,16 +142,18 @@ class RunStore:
         return [json.loads(row["data"]) for row in rows]
 
     # ----- queueing and claiming (runner and workers) ----------------------------
-    def add_run(self, config: ExperimentConfig, label: str = "", owner: str = "anonymous",
+    def add_run(self, config: ExperimentConfig, label: str = "", owner: Owner | str = "anonymous",
                 study_id: str | None = None, cap: int | None = None) -> RunRecord:
         """Queue a run; with ``cap``, refuse if ``owner`` already has that many queued or running.
 
-        The check and the insert happen in one transaction, so two quick
-        clicks cannot both slip under the cap.
+        ``owner`` is an Owner (a browser's name and key) or a plain name (no
+        key: the machine's user's namespace, see mtlcore.owners). The check
+        and the insert happen in one transaction, so two quick clicks cannot
+        both slip under the cap.
         """
         return self.add_runs([config], [label], owner, study_id, cap)[0]
 
-    def add_runs(self, configs: Sequence[ExperimentConfig], labels: Sequence[str], owner: str = "anonymous",
+    def add_runs(self, configs: Sequence[ExperimentConfig], labels: Sequence[str], owner: Owner | str = "anonymous",
                  study_id: str | None = None, cap: int | None = None) -> list[RunRecord]:
         """Queue several runs as one batch, in order; with ``cap``, refuse them all if ``owner`` is at the cap.
 
@@ -148,6 +164,7 @@ class RunStore:
         it has trained.
         """
         rows = [(config.to_json(), label) for config, label in zip(configs, labels, strict=True)]
+        owner = as_owner(owner)
         while True:
             now = time.time()
             run_ids = [new_run_id(now) for _ in rows]
@@ -156,19 +173,19 @@ class RunStore:
                     if cap is not None:
                         _check_cap(conn, owner, cap)
                     conn.executemany(
-                        "INSERT INTO runs (id, label, owner, state, config, created_at, study_id) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(run_id, label, owner, QUEUED, config_json, now, study_id)
+                        "INSERT INTO runs (id, label, owner, owner_key, state, config, created_at, study_id) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(run_id, label, owner.name, owner.key_hash, QUEUED, config_json, now, study_id)
                          for run_id, (config_json, label) in zip(run_ids, rows)],
                     )
                 return [self.get_run(run_id) for run_id in run_ids]
             except sqlite3.IntegrityError:
                 continue  # two runs drew the same id in the same millisecond: draw again
 
-    def active_count(self, owner: str) -> int:
-        """How many runs ``owner`` has queued or running (what the queue cap counts)."""
+    def active_count(self, owner: Owner | str) -> int:
+        """How many runs ``owner`` has queued or running (what the queue cap counts: per key, see _active_count)."""
         with reading(self.db_path) as conn:
-            return _active_count(conn, owner)
+            return _active_count(conn, as_owner(owner))
 
     def queued_runs(self, limit: int = 200) -> list[RunRecord]:
         """The oldest ``limit`` queued runs, oldest first (the order workers claim them in)."""
@@ -216,23 +233,64 @@ class RunStore:
                     claimed.append(run_id)
         return [self.get_run(run_id) for run_id in claimed]
 
-    def cancel_run(self, run_id: str) -> str:
-        """Cancel a queued run at once, or ask a running one to stop; return what happened, as a sentence."""
+    def cancel_run(self, run_id: str, by: Owner | str | None = None) -> str:
+        """Cancel a queued run at once, or ask a running one to stop; return what happened, as a sentence.
+
+        ``by`` is who asks (None: the machine's user, who may stop anything);
+        NotOwnerError when they may not (``Owner.may_change``). The check and
+        the change are one transaction.
+        """
+        by = as_owner(by)
         with writing(self.db_path) as conn:
-            row = conn.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute("SELECT state, owner, owner_key FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise StoreError(f"No run with id {run_id!r}; `python -m mtlcore runs` lists them.")
+            if not by.may_change(row["owner"], row["owner_key"]):
+                raise NotOwnerError(by.refusal("this run", row["owner"], row["owner_key"], "stop"))
             if row["state"] == QUEUED:
                 conn.execute(
                     "UPDATE runs SET state = ?, finished_at = ?, message = ? WHERE id = ?",
                     (CANCELLED, time.time(), "Cancelled before it started.", run_id),
                 )
-                return f"Run {run_id} was cancelled before it started."
+                return f"Run {run_id} was cancelled before it started{_acting(by)}."
             if row["state"] == RUNNING:
                 # The worker's callback polls this flag and stops within a second or two.
                 conn.execute("UPDATE runs SET cancel_requested = 1, message = 'Stopping...' WHERE id = ?", (run_id,))
-                return f"Run {run_id} is stopping; the metrics logged so far are kept."
+                return f"Run {run_id} is stopping{_acting(by)}; the metrics logged so far are kept."
             return f"Run {run_id} has already ended ({row['state']}); nothing to stop."
+
+    def delete_run(self, run_id: str, by: Owner | str | None = None) -> str:
+        """Delete an ended run: its row, its metrics and its folder (checkpoint); return what happened, as a sentence.
+
+        ``by`` is who asks (None: the machine's user). Only the run's owner,
+        the teacher or the machine's user may (NotOwnerError otherwise); a
+        queued or running run must be stopped first (StoreError). The folder
+        is moved aside before the rows go, so a crash half-way never leaves
+        run files that no row names (which would look like a damaged store).
+        """
+        by = as_owner(by)
+        trash = self.home / "runs" / f".deleted-{run_id}"
+        with writing(self.db_path) as conn:
+            row = conn.execute("SELECT state, owner, owner_key FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"No run with id {run_id!r}; `python -m mtlcore runs` lists them.")
+            if not by.may_change(row["owner"], row["owner_key"]):
+                raise NotOwnerError(by.refusal("this run", row["owner"], row["owner_key"], "delete"))
+            if row["state"] in ACTIVE_STATES:
+                raise StoreError(f"Run {run_id} is {row['state']}; stop it first, then delete it.")
+            folder = self.run_dir(run_id)
+            if folder.exists():
+                folder.rename(trash)
+            try:
+                conn.execute("DELETE FROM step_metrics WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM epoch_metrics WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            except BaseException:
+                if trash.exists():
+                    trash.rename(folder)
+                raise
+        shutil.rmtree(trash, ignore_errors=True)
+        return f"Run {run_id} was deleted{_acting(by)}, with its metrics and checkpoint."
 
     def cancel_requested(self, run_id: str) -> bool:
         with reading(self.db_path) as conn:
@@ -378,18 +436,34 @@ class RunStore:
         return orphans
 
 
-def _active_count(conn: sqlite3.Connection, owner: str) -> int:
-    return conn.execute(
-        "SELECT COUNT(*) FROM runs WHERE owner = ? AND state IN (?, ?)", (owner, *ACTIVE_STATES)
-    ).fetchone()[0]
+def _active_count(conn: sqlite3.Connection, owner: Owner) -> int:
+    """Runs of ``owner`` queued or running: those of its key; for a keyless owner, keyless runs of its folded name.
+
+    Per key, not per typed name: "Alice", "alice " or a name with a
+    zero-width space typed in the same browser all count against one cap.
+    """
+    if owner.key_hash is not None:
+        return conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE owner_key = ? AND state IN (?, ?)", (owner.key_hash, *ACTIVE_STATES)
+        ).fetchone()[0]
+    rows = conn.execute(
+        "SELECT owner FROM runs WHERE owner_key IS NULL AND state IN (?, ?)", ACTIVE_STATES
+    ).fetchall()
+    name = fold_name(owner.name)
+    return sum(fold_name(row["owner"]) == name for row in rows)
 
 
-def _check_cap(conn: sqlite3.Connection, owner: str, cap: int) -> None:
+def _acting(by: Owner) -> str:
+    """" as the teacher" or " as the machine's user (command line)" for messages; "" for the owner."""
+    return f" {by.acting_as}" if by.acting_as else ""
+
+
+def _check_cap(conn: sqlite3.Connection, owner: Owner, cap: int) -> None:
     """Raise QueueFullError when ``owner`` already has ``cap`` runs queued or running."""
     active = _active_count(conn, owner)
     if active >= cap:
         raise QueueFullError(
-            f"{owner} already has {active} runs waiting or training (the limit is {cap} per "
+            f"{owner.name} already has {active} runs waiting or training (the limit is {cap} per "
             "person); stop one or wait for one to finish."
         )
 
@@ -407,7 +481,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         config=_config(row["config"]), device=row["device"],
         created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
         progress=row["progress"], summary=json.loads(row["summary"]) if row["summary"] else None,
-        worker=row["worker"], study_id=row["study_id"],
+        worker=row["worker"], study_id=row["study_id"], owner_key=row["owner_key"],
     )
 
 
