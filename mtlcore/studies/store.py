@@ -42,8 +42,9 @@ from typing import Any, Iterable
 
 from ..compare import baseline_key
 from ..config import ExperimentConfig
+from ..owners import Owner, as_owner, fold_name
 from ..runs import ACTIVE_STATES, FINAL_STATES, NotOwnerError, QueueFullError, RunRecord, RunStore, StoreError
-from ..runs.database import reading, writing
+from ..runs.database import add_missing_columns, reading, writing
 from ..runs.record import new_run_id
 from .plans import Member, plan
 from .report import Outcome, study_document
@@ -64,7 +65,8 @@ CREATE TABLE IF NOT EXISTS studies (
     settings TEXT NOT NULL,          -- StudySpec as JSON
     state TEXT NOT NULL,             -- running, finished or cancelled
     created_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    owner_key TEXT                   -- SHA-256 of the owner's browser key (mtlcore.owners); NULL: none
 );
 CREATE INDEX IF NOT EXISTS studies_by_owner ON studies(owner, created_at);
 
@@ -116,6 +118,12 @@ class StudyRecord:
     created_at: float
     finished_at: float | None
     members: tuple[MemberStatus, ...]
+    owner_key: str | None = None  # SHA-256 of the owner's browser key; None: no key
+
+    @property
+    def owned_by(self) -> Owner:
+        """The owner whose queue the study's runs go into (and who may cancel it)."""
+        return Owner(self.owner, self.owner_key)
 
     @property
     def done(self) -> int:
@@ -143,23 +151,26 @@ class StudyStore:
         self.store = store
         with reading(store.db_path) as conn:  # autocommit: executescript manages its own transaction
             conn.executescript(SCHEMA)
+            add_missing_columns(conn)  # a studies table made by an older version lacks owner_key
 
     def __repr__(self) -> str:
         return f"StudyStore({self.store!r})"
 
     # ----- starting ------------------------------------------------------------
-    def create(self, spec: StudySpec, owner: str = "anonymous", label: str = "") -> StudyRecord:
+    def create(self, spec: StudySpec, owner: Owner | str = "anonymous", label: str = "") -> StudyRecord:
         """Record a study and its planned members, pointing members at identical runs; submit nothing.
 
         Raises StudyError or ConfigError (from ``plans.plan``) for an impossible study.
         """
         members = plan(spec)
+        owner = as_owner(owner)
         study_id, now = new_run_id(), time.time()
         label = label or default_label(spec)
         with writing(self.store.db_path) as conn:
             conn.execute(
-                "INSERT INTO studies (id, kind, label, owner, settings, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (study_id, spec.kind, label, owner, json.dumps(spec.to_dict()), RUNNING, now),
+                "INSERT INTO studies (id, kind, label, owner, owner_key, settings, state, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (study_id, spec.kind, label, owner.name, owner.key_hash, json.dumps(spec.to_dict()), RUNNING, now),
             )
             conn.executemany(
                 "INSERT INTO study_members (study_id, position, grp, seed, label, config, needs_diagnostics) "
@@ -170,7 +181,7 @@ class StudyStore:
         self._point_at_identical_runs(study_id, spec.reuse)
         return self.get(study_id)
 
-    def start(self, spec: StudySpec, runner, owner: str = "anonymous", label: str = "") -> StudyRecord:
+    def start(self, spec: StudySpec, runner, owner: Owner | str = "anonymous", label: str = "") -> StudyRecord:
         """Create the study and submit as many members as the owner's queue allows."""
         record = self.create(spec, owner, label)
         self.advance(record.id, runner)
@@ -198,13 +209,14 @@ class StudyStore:
             return 0
         self._point_at_identical_runs(study_id, record.spec.reuse)
         submitted = 0
-        while runner.has_room(record.owner):  # checked first: forming a batch loads the members' data
+        while runner.has_room(record.owned_by):  # checked first: forming a batch loads the members' data
             batch = self._next_batch(study_id, runner)
             if not batch:
                 break
             try:
                 labels = [f"{record.label} · {m.label}" for m in batch]
-                run_ids = runner.submit_batch([m.config for m in batch], labels, owner=record.owner, study_id=study_id)
+                run_ids = runner.submit_batch([m.config for m in batch], labels, owner=record.owned_by,
+                                             study_id=study_id)
             except QueueFullError:
                 break  # the rest wait for a free slot
             claimed = 0
@@ -235,7 +247,7 @@ class StudyStore:
             return []
         return [waiting[i] for i in runner.next_batch([m.config for m in waiting])]
 
-    def advance_all(self, runner, owner: str | None = None) -> int:
+    def advance_all(self, runner, owner: Owner | str | None = None) -> int:
         """``advance`` every running study (of ``owner``, if given); return how many runs were submitted."""
         return sum(self.advance(s.id, runner) for s in self.list(owner=owner, states=(RUNNING,)))
 
@@ -260,20 +272,22 @@ class StudyStore:
             return self.get(study_id)
         return record
 
-    def list(self, owner: str | None = None, states: Iterable[str] | None = None) -> list[StudyRecord]:
-        """Studies matching the filters, newest first."""
+    def list(self, owner: Owner | str | None = None, states: Iterable[str] | None = None) -> list[StudyRecord]:
+        """Studies matching the filters, newest first; ``owner`` as in ``RunStore.list_runs``."""
         where, params = [], []
-        if owner is not None:
-            where.append("owner = ?")
-            params.append(owner)
         if states is not None:
             states = list(states)
             where.append(f"state IN ({', '.join('?' * len(states))})")
             params.extend(states)
         sql = "SELECT id FROM studies" + (" WHERE " + " AND ".join(where) if where else "")
         with reading(self.store.db_path) as conn:
-            ids = [r["id"] for r in conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", params)]
-        return [self.get(i) for i in ids]
+            rows = conn.execute("SELECT id, owner, owner_key FROM studies" + sql[len("SELECT id FROM studies"):]
+                                + " ORDER BY created_at DESC, rowid DESC", params).fetchall()
+        if isinstance(owner, Owner):
+            rows = [r for r in rows if owner.owns(r["owner"], r["owner_key"])]
+        elif owner is not None:
+            rows = [r for r in rows if fold_name(r["owner"]) == fold_name(owner)]
+        return [self.get(r["id"]) for r in rows]
 
     def result(self, study_id: str) -> dict[str, Any]:
         """The study's result from the members finished so far (the content of result.json)."""
@@ -289,16 +303,18 @@ class StudyStore:
         return {"id": record.id, "label": record.label, "owner": record.owner, "state": record.state, **document}
 
     # ----- stopping ------------------------------------------------------------
-    def cancel(self, study_id: str, runner, owner: str | None = None) -> str:
+    def cancel(self, study_id: str, runner, owner: Owner | str | None = None) -> str:
         """Cancel the study and every unfinished run it submitted; return what happened, as a sentence.
 
         Finished runs and their results are kept. Runs reused from elsewhere
-        are not this study's to stop and keep going. With ``owner``, only
-        that person's studies may be cancelled (NotOwnerError otherwise).
+        are not this study's to stop and keep going. ``owner`` is who asks
+        (None: the machine's user); only the study's owner, the teacher or
+        the machine's user may cancel it (NotOwnerError otherwise).
         """
         record = self.get(study_id)
-        if owner is not None and owner != record.owner:
-            raise NotOwnerError(f"Only {record.owner} can cancel this study.")
+        by = as_owner(owner)
+        if not by.may_change(record.owner, record.owner_key):
+            raise NotOwnerError(by.refusal("this study", record.owner, record.owner_key, "cancel"))
         if record.state != RUNNING:
             return f"Study {study_id} has already ended ({record.state}); nothing to cancel."
         with writing(self.store.db_path) as conn:
@@ -389,4 +405,5 @@ def _record(row, members: list[MemberStatus]) -> StudyRecord:
         id=row["id"], kind=row["kind"], label=row["label"], owner=row["owner"],
         spec=StudySpec.from_dict(json.loads(row["settings"])), state=row["state"],
         created_at=row["created_at"], finished_at=row["finished_at"], members=tuple(members),
+        owner_key=row["owner_key"],
     )
