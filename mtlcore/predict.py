@@ -16,7 +16,7 @@ import torch
 
 from .config import ExperimentConfig
 from .data import TaskSpec, dataset_info, resolve_options
-from .images import read_image
+from .images import MAX_SIDE, read_image
 from .models import MultiTaskModel, build_model
 from .runs.checkpoints import load_checkpoint
 from .runs.errors import StoreError
@@ -57,12 +57,15 @@ def preprocess(image_source: Any, dataset: str, options: dict[str, Any] | None =
     """A user's image (bytes, path or file) as one input of ``dataset``.
 
     ``options`` are the run's dataset options (e.g. ``image_size``), so the
-    picture is shaped exactly like the inputs that run was trained on.
+    picture is shaped exactly like the inputs that run was trained on. The
+    picture is shrunk to at most ``MAX_SIDE`` pixels in PIL first, before the
+    dataset pads or converts it to floats, so memory stays small for any
+    accepted file (see ``mtlcore.images``).
     """
     info = dataset_info(dataset)
     if info.preprocess is None:
         raise ValueError(f"Dataset {dataset!r} has no images; its inputs are vectors.")
-    return info.preprocess(read_image(image_source), **resolve_options(dataset, options))
+    return info.preprocess(read_image(image_source, max_side=MAX_SIDE), **resolve_options(dataset, options))
 
 
 @torch.no_grad()

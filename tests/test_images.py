@@ -172,3 +172,88 @@ def test_a_decompression_bomb_is_refused_with_its_size():
 def test_the_limit_can_be_lowered():
     with pytest.raises(ImageError, match="limit is 0.01 megapixels"):
         read_image(encode(drawing((200, 100))), max_pixels=10_000)
+
+
+# --- Bounded memory for long pictures (issue 14) ------------------------------
+
+def long_png(width, height, mode="RGB"):
+    """A PNG of a long strip: tiny on disk, many pixels once decoded."""
+    img = Image.new(mode, (width, height), "white" if mode != "P" else 0)
+    ImageDraw.Draw(img).ellipse((width // 2 - height // 3, height // 6, width // 2 + height // 3, 5 * height // 6),
+                                fill=(220, 30, 30) if mode == "RGB" else 1)
+    return encode(img, optimize=True)
+
+
+def spy_on_preprocess(monkeypatch, dataset="shapes"):
+    """Replace the dataset's preprocessing with one that records what it is given."""
+    import dataclasses
+
+    import mtlcore.predict as predict
+
+    seen = []
+    info = dataset_info(dataset)
+
+    def spy(img, **options):
+        seen.append((img.size, img.mode))
+        if max(img.size) > 4096:  # fail before the old, gigabyte-hungry padding starts
+            raise AssertionError(f"the dataset was handed the full {img.size[0]} x {img.size[1]} picture")
+        return info.preprocess(img, **options)
+
+    monkeypatch.setattr(predict, "dataset_info", lambda name: dataclasses.replace(info, preprocess=spy))
+    return seen
+
+
+@pytest.mark.parametrize("size", [(14000, 1400), (20000, 2500), (1400, 14000)])
+def test_a_long_picture_is_shrunk_in_pil_before_the_dataset_pads_it(monkeypatch, size):
+    # Padding a 14000 x 1400 picture to a float32 square took 7.4 GB; the
+    # dataset must only ever see a picture of at most MAX_SIDE pixels.
+    from mtlcore.images import MAX_SIDE
+    from mtlcore.predict import preprocess
+
+    seen = spy_on_preprocess(monkeypatch)
+    x = preprocess(long_png(*size), "shapes")
+    assert tuple(x.shape) == (3, 32, 32) and torch.isfinite(x).all()
+    (shape, mode), = seen
+    assert max(shape) <= MAX_SIDE
+    assert shape[0] / shape[1] == pytest.approx(size[0] / size[1], rel=0.02)  # not squashed
+
+
+def test_a_line_of_fifty_million_pixels_is_refused_in_one_sentence():
+    from mtlcore.predict import preprocess
+
+    line = encode(Image.new("L", (50_000_000, 1), 255), optimize=True)
+    assert len(line) < 100_000
+    with pytest.raises(ImageError, match=r"50000000 x 1 pixels.*up to 20 times as wide as tall"):
+        preprocess(line, "shapes")
+
+
+def test_shrinking_does_not_change_what_the_model_sees():
+    from mtlcore.predict import preprocess
+
+    big = drawing((3000, 2000))
+    for name in IMAGE_DATASETS:
+        info = dataset_info(name)
+        direct = info.preprocess(big, **info.options)
+        shrunk = preprocess(encode(big), name)
+        # At most one grey level (digits count ink in 17 levels: 2/16 apart) here
+        # and there on a block's edge; the same picture on average.
+        assert (direct - shrunk).abs().max() <= 0.13, name
+        assert (direct - shrunk).abs().mean() < 0.01, name
+
+
+def test_shrinking_keeps_transparency_as_paper_and_turns_photos_upright():
+    from mtlcore.images import shrink
+
+    img = Image.new("P", (4000, 400), 0)
+    img.putpalette([0, 0, 0, 255, 0, 0])
+    ImageDraw.Draw(img).rectangle((1000, 100, 3000, 300), fill=1)
+    img.info["transparency"] = 0
+    small = to_rgb_on_white(shrink(img, 1000))
+    assert small.size == (1000, 100)
+    assert small.getpixel((10, 10)) == (255, 255, 255) and small.getpixel((500, 50)) == (255, 0, 0)
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    stored = encode(Image.new("RGB", (4000, 2000), "red"), "JPEG", exif=exif.tobytes())
+    upright = read_image(stored, max_side=1024)
+    assert upright.size[1] > upright.size[0] and max(upright.size) <= 1024
