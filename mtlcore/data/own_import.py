@@ -304,11 +304,13 @@ def _manifest(name: str, kind: str, rows: int, tasks: list[dict], description: s
 
 
 def import_images(source: Source, name: str, kinds: Mapping[str, str] | None = None, image_size: int = 32,
-                  description: str = "") -> Path:
+                  description: str = "", owner=None) -> Path:
     """Import a folder or zip of images with labels.csv as dataset ``name``.
 
     ``kinds`` overrides a column's kind: "classification", "regression" or
-    "ignore". Returns the dataset's folder; the dataset is registered at once.
+    "ignore". ``owner`` (an ``mtlcore.owners.Owner`` or a name; None: the
+    machine's user) is who may delete it. Returns the dataset's folder; the
+    dataset is registered at once.
     """
     from .own import check_image_size
 
@@ -344,16 +346,17 @@ def import_images(source: Source, name: str, kinds: Mapping[str, str] | None = N
         shutil.copyfile(labels, dataset / LABELS)
         manifest = _manifest(name, "images", len(table.rows), tasks,
                              description or f"Your images: {len(table.rows)} pictures.",
-                             file_column=file_column, image_size=image_size)
+                             file_column=file_column, image_size=image_size, **_owner_fields(owner))
         return _publish(dataset, name, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def import_table(source: Source, name: str, targets: Sequence[str], kinds: Mapping[str, str] | None = None,
-                 description: str = "") -> Path:
+                 description: str = "", owner=None) -> Path:
     """Import a CSV as dataset ``name``: ``targets`` are the tasks, the other
-    columns (except those whose kind is "ignore") the numeric features."""
+    columns (except those whose kind is "ignore") the numeric features;
+    ``owner`` as in ``import_images``."""
     check_name(name)
     table = read_csv(_read_source(source, "a CSV file"), "The CSV file")
     if not targets:
@@ -372,19 +375,68 @@ def import_table(source: Source, name: str, targets: Sequence[str], kinds: Mappi
         (dataset / TABLE).write_bytes(_read_source(source, "a CSV file"))
         manifest = _manifest(name, "table", len(table.rows), tasks,
                              description or f"Your table: {len(table.rows)} rows, {len(features)} features.",
-                             features=features)
+                             features=features, **_owner_fields(owner))
         return _publish(dataset, name, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def delete_dataset(name: str) -> None:
-    """Remove an imported dataset's folder and forget it; built-in datasets cannot be deleted."""
+def _owner_fields(owner) -> dict:
+    """The manifest's record of who imported it: the display name and the hash of their browser key."""
+    from ..owners import as_owner
+
+    owner = as_owner(owner)
+    return {"owner": owner.name, "owner_key": owner.key_hash}
+
+
+def dataset_owner(name: str) -> tuple[str, str | None]:
+    """(display name, key hash or None) of whoever imported ``name``; a dataset from before owners: nobody's key."""
+    from ..owners import MACHINE_NAME
+
+    try:
+        manifest = json.loads((imported_root() / name / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return MACHINE_NAME, None
+    return str(manifest.get("owner") or MACHINE_NAME), manifest.get("owner_key") or None
+
+
+def may_delete_dataset(name: str, by=None) -> bool:
+    """Whether ``by`` (an Owner or a name; None: the machine's user) may delete the imported dataset ``name``."""
+    from ..owners import as_owner
+
+    return as_owner(by).may_change(*dataset_owner(name))
+
+
+def runs_using(name: str) -> list:
+    """Queued or running runs that train on dataset ``name`` (they would fail if it went away)."""
+    from ..runs.record import ACTIVE_STATES
+    from ..runs.store import RunStore  # imported here: the run store sits above the data package
+
+    return [r for r in RunStore().list_runs(states=ACTIVE_STATES) if r.config.dataset.name == name]
+
+
+def delete_dataset(name: str, by=None) -> None:
+    """Remove an imported dataset's folder and forget it; built-in datasets cannot be deleted.
+
+    ``by`` is who asks (an Owner or a name; None: the machine's user). Only
+    whoever imported it, the teacher or the machine's user may; and not while
+    queued or running runs use it (one DataImportError sentence each).
+    """
+    from ..owners import as_owner
     from .own import forget
 
     folder = imported_root() / name
     if not NAME.match(name or "") or not (folder / MANIFEST).is_file():
         raise DataImportError(f"There is no imported dataset called {name!r}.")
+    by = as_owner(by)
+    owner_name, owner_key = dataset_owner(name)
+    if not by.may_change(owner_name, owner_key):
+        raise DataImportError(by.refusal(f"the dataset {name!r}", owner_name, owner_key, "delete"))
+    busy = runs_using(name)
+    if busy:
+        listed = ", ".join(f"{r.id} ({r.state})" for r in busy[:5]) + (f" and {len(busy) - 5} more" if len(busy) > 5 else "")
+        raise DataImportError(f"The dataset {name!r} cannot be deleted while runs use it: {listed}; stop them "
+                              "or let them finish first.")
     # Rename first, then delete: other processes stop seeing it at once.
     trash = imported_root() / f".deleted-{name}-{uuid.uuid4().hex[:8]}"
     os.rename(folder, trash)
