@@ -19,6 +19,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .safe_text import plotly_text  # task names come from imported CSVs: shown as typed, never as tags
+
 __all__ = [
     "PALETTE",
     "affinity_figure",
@@ -103,10 +105,10 @@ def step_loss_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str], u
         raw = [s.get("loss", {}).get(t) for s in steps]
         smoothed = smooth([float("nan") if v is None else v for v in raw], smoothing)
         fig.add_trace(go.Scatter(x=x, y=[v for i, v in enumerate(raw) if i in keep], mode="lines",
-                                 line={"color": colors[t], "width": 1}, opacity=0.3, name=f"{t} (raw)",
+                                 line={"color": colors[t], "width": 1}, opacity=0.3, name=f"{plotly_text(t)} (raw)",
                                  legendgroup=t, showlegend=False, hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=x, y=[v for i, v in enumerate(smoothed) if i in keep], mode="lines",
-                                 line={"color": colors[t], "width": 3}, name=t, legendgroup=t))
+                                 line={"color": colors[t], "width": 3}, name=plotly_text(t), legendgroup=t))
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="training loss", rangemode="tozero")
     return _layout(fig, "Training loss per step", uirevision)
@@ -118,7 +120,8 @@ def epoch_figure(epochs: Sequence[Mapping[str, Any]], task: str, metric: str, co
 
     ``chance``: the accuracy of guessing, drawn as a grey line (classification).
     """
-    label = {"accuracy": "accuracy", "mae": f"mean abs. error{f' ({unit})' if unit else ''}"}.get(metric, metric)
+    label = {"accuracy": "accuracy", "mae": f"mean abs. error{f' ({plotly_text(unit)})' if unit else ''}"}.get(
+        metric, plotly_text(metric))
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", label), horizontal_spacing=0.14)
     x = [e["epoch"] for e in epochs]
     for col, key in ((1, "loss"), (2, metric)):
@@ -138,7 +141,7 @@ def epoch_figure(epochs: Sequence[Mapping[str, Any]], task: str, metric: str, co
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_xaxes(title_text="epoch", dtick=1 if len(x) <= 15 else None)
     fig.update_annotations(font={"size": FONT_SIZE})  # the subplot titles
-    return _layout(fig, f"{task} per epoch — dashed: training, solid: validation", uirevision, height=330,
+    return _layout(fig, f"{plotly_text(task)} per epoch — dashed: training, solid: validation", uirevision, height=330,
                    showlegend=False, margin={"l": 60, "r": 20, "t": 80, "b": 50})
 
 
@@ -162,7 +165,7 @@ def weights_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str], uir
     fig = go.Figure()
     for t in tasks:
         fig.add_trace(go.Scatter(x=x, y=[(s.get("weight") or {}).get(t) for s in points], mode="lines",
-                                 line={"color": colors[t], "width": 3}, name=t))
+                                 line={"color": colors[t], "width": 3}, name=plotly_text(t)))
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="weight", rangemode="tozero")
     return _layout(fig, "Task weights over time", uirevision, height=300)
@@ -226,7 +229,7 @@ def diverging_heatmap(z: list[list[float | None]] | None, tasks: Sequence[str], 
     if extra_text is not None:
         text = [[t + e for t, e in zip(tr, er)] for tr, er in zip(text, extra_text)]
     fig = go.Figure(go.Heatmap(
-        z=z, x=list(tasks), y=list(tasks), zmin=-zmax, zmax=zmax, zmid=0, colorscale=DIVERGING,
+        z=z, x=[plotly_text(t) for t in tasks], y=[plotly_text(t) for t in tasks], zmin=-zmax, zmax=zmax, zmid=0, colorscale=DIVERGING,
         text=text, texttemplate="%{text}", textfont={"size": FONT_SIZE}, hovertemplate=hover + "<extra></extra>",
         colorbar={"thickness": 14},
     ))
@@ -265,7 +268,7 @@ def cosine_lines_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str]
         if not pts:
             continue
         fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
-                                 name=pair.replace("|", " · "), line={"color": PALETTE[k % len(PALETTE)], "width": 2},
+                                 name=plotly_text(pair.replace("|", " · ")), line={"color": PALETTE[k % len(PALETTE)], "width": 2},
                                  marker={"size": 5}))
     fig.add_hline(y=0, line={"color": "#777777", "width": 2})
     fig.update_xaxes(title_text="training step")
@@ -380,7 +383,7 @@ def architecture_figure(arch: str, tasks: Sequence[str], num_experts: int = 4, t
             sk.arrow(6.4, y, head_x0, y)
     for t, y in zip(tasks, ys):
         sk.box(head_x0, y - h, head_x1, y + h, "head", _BOX["task"], line=colors[t])
-        sk.text(out_x, y, f"<b>{t}</b>", colors[t], xanchor="left")
+        sk.text(out_x, y, f"<b>{plotly_text(t)}</b>", colors[t], xanchor="left")
 
     fig = go.Figure(layout={"shapes": sk.shapes, "annotations": sk.notes})
     fig.update_xaxes(visible=False, range=[-0.1, 11.2], fixedrange=True)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from .config import ExperimentConfig, ModelConfig, RegConfig, TrainConfig, WeightingConfig
+from .safe_text import csv_cell
 
 __all__ = [
     "Baselines",
@@ -331,13 +332,17 @@ def results_table(runs: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Rows (dicts) as CSV text; the columns are every key in order of first appearance."""
+    """Rows (dicts) as CSV text; the columns are every key in order of first appearance.
+
+    Labels, owners and task names are user text: a cell (or header) that a
+    spreadsheet would read as a formula is neutralised (``safe_text.csv_cell``).
+    """
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([csv_cell(c) for c in columns])
     for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        writer.writerow([csv_cell("" if row.get(c) is None else row[c]) for c in columns])
     return buffer.getvalue()

@@ -6,9 +6,10 @@ a sentence here and see it on every page that uses it.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
+
+from mtlcore.safe_text import tex_text
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def option_label(name: str) -> str:
 # ----- the loss formula ------------------------------------------------------------------
 
 def _tex_name(task: str) -> str:
-    return r"\text{" + re.sub(r"([_&%$#{}])", r"\\\1", task) + "}"
+    return r"\text{" + tex_text(task) + "}"  # a task name from an imported CSV may hold any character
 
 
 def loss_formula(tasks: Sequence[str], weights: Mapping[str, float], kinds: Mapping[str, str],

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..charts import PALETTE, diverging_heatmap
+from ..safe_text import plotly_text  # task names come from imported CSVs
 
 FONT_SIZE = 16
 STL_COLOR, MTL_COLOR = PALETTE[7], PALETTE[0]
@@ -46,7 +47,7 @@ def stl_vs_mtl_figure(result: dict[str, Any]) -> go.Figure:
     """One panel per task (metrics differ in scale): single-task vs multi-task, mean ± std."""
     rows = result["tasks"]
     fig = make_subplots(rows=1, cols=len(rows), subplot_titles=[
-        f"{r['task']}: {r['metric'] or '...'}" for r in rows])
+        f"{plotly_text(r['task'])}: {r['metric'] or '...'}" for r in rows])
     for col, row in enumerate(rows, 1):
         for name, color in (("stl", STL_COLOR), ("mtl", MTL_COLOR)):
             value = row[name]
@@ -56,7 +57,7 @@ def stl_vs_mtl_figure(result: dict[str, Any]) -> go.Figure:
                 error_y={"type": "data", "array": [0 if value is None else value["std"]], "visible": True},
                 marker_color=color, name="single-task (STL)" if name == "stl" else "multi-task (MTL)",
                 legendgroup=name, showlegend=col == 1,
-                hovertemplate=(f"{row['task']} {name.upper()}: %{{y:.4f}}" +
+                hovertemplate=(f"{plotly_text(row['task'])} {name.upper()}: %{{y:.4f}}" +
                                ("" if value is None else f" ± {value['std']:.4f} over {value['n']} seed(s)") +
                                "<extra></extra>"),
             ), row=1, col=col)
@@ -107,10 +108,11 @@ def sweep_figure(result: dict[str, Any]) -> go.Figure:
             marker={"size": 13, "symbol": symbol, "color": color,
                     "line": {"width": [3 if p["on_front"] else 0 for p in points], "color": PALETTE[5]}},
             name="fixed weights w(A), 1 - w(A)" if kind == "weight" else "automatic weighting",
-            hovertemplate="%{text}<br>" + f"{a['task']}: %{{x:.4f}}<br>{b['task']}: %{{y:.4f}}<extra></extra>",
+            hovertemplate="%{text}<br>" + f"{plotly_text(a['task'])}: %{{x:.4f}}<br>{plotly_text(b['task'])}: "
+                          "%{y:.4f}<extra></extra>",
         ))
-    fig.update_xaxes(title_text=f"{a['task']} {a['metric'] or ''} ({_direction(a)})")
-    fig.update_yaxes(title_text=f"{b['task']} {b['metric'] or ''} ({_direction(b)})")
+    fig.update_xaxes(title_text=f"{plotly_text(a['task'])} {a['metric'] or ''} ({_direction(a)})")
+    fig.update_yaxes(title_text=f"{plotly_text(b['task'])} {b['metric'] or ''} ({_direction(b)})")
     return _layout(fig, "Trade-off between the two tasks (outlined: on the Pareto front)", height=480)
 
 
