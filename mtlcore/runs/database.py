@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import StoreError
+from .errors import StoreDamaged, StoreError, StoreUnwritable
 
 DB_NAME = "mtl.sqlite"
 BUSY_TIMEOUT_MS = 15_000  # how long a writer waits for another writer before giving up
@@ -79,6 +79,8 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("runs", "owner_key", "TEXT"),
     # The same for a study: the runs it queues on its owner's behalf carry this key.
     ("studies", "owner_key", "TEXT"),
+    # The token of the claim a worker holds on a running run (fencing: see errors.ClaimLost); NULL: none.
+    ("runs", "claim", "TEXT"),
 ]
 
 
@@ -91,8 +93,58 @@ def add_missing_columns(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
-def unwritable(home: Path) -> StoreError:
-    return StoreError(f"The data folder {home} is not writable; set MTL_HOME to a folder you can write to.")
+def unwritable(home: Path) -> StoreUnwritable:
+    return StoreUnwritable(f"The data folder {home} is not writable; set MTL_HOME to a folder you can write to.")
+
+
+# SQLite's primary result codes (``error.sqlite_errorcode & 0xff``) that mean the file, not the request, is wrong.
+SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 8, 10, 11, 13, 14, 26
+
+
+def store_error(error: sqlite3.Error, path: Path) -> StoreError | None:
+    """One sentence for an error that comes from the database file itself; None for any other error.
+
+    A damaged page, an emptied or lost ``-wal`` file, a read-only or full
+    disk: the person reads what happened and what to do, never a raw
+    ``sqlite3.DatabaseError`` traceback. Other errors (a busy database, a
+    constraint the caller handles) are left to the caller.
+    """
+    code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    text = str(error)
+    home = path.parent
+    if code in (SQLITE_READONLY, SQLITE_CANTOPEN) or "readonly" in text:
+        return unwritable(home)
+    if code == SQLITE_FULL:
+        return StoreUnwritable(f"The disk holding {home} is full; free some space "
+                               "(`python -m mtlcore prune` removes old runs) and try again.")
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB) or "malformed" in text or "not a database" in text:
+        return StoreDamaged(f"The store {path} is damaged ({text}); `python -m mtlcore check` says what "
+                            "can be saved and `python -m mtlcore repair` rebuilds it from the run folders.")
+    if code == SQLITE_IOERR:
+        return StoreDamaged(f"The store {path} cannot be read ({text}): its -wal or -shm file was probably "
+                            "deleted while it was open, or the disk failed; stop the app and its workers, "
+                            "then run `python -m mtlcore repair`.")
+    return None
+
+
+# Databases this process may only read (their folder is read-only): ``connect`` opens them read-only.
+READ_ONLY: set[Path] = set()
+
+
+def open_read_only(path: Path) -> None:
+    """Read the database at ``path`` without writing (a read-only data folder); StoreError if even that fails.
+
+    ``mode=ro`` still needs to write the ``-shm`` file of a WAL database,
+    which a read-only folder forbids; ``immutable=1`` then reads the file
+    as it is, taking no locks (nobody can be writing it anyway).
+    """
+    READ_ONLY.add(path)
+    try:
+        with reading(path) as conn:
+            conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+    except (StoreError, sqlite3.Error):
+        READ_ONLY.discard(path)
+        raise unwritable(path.parent) from None
 
 
 def create_database(home: Path) -> Path:
@@ -116,11 +168,14 @@ def create_database(home: Path) -> Path:
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
-        if isinstance(error, sqlite3.OperationalError):  # could not open or write the file
-            raise unwritable(home) from None
-        raise StoreError(
+        better = store_error(error, path)
+        if isinstance(better, StoreDamaged) and (error.sqlite_errorcode or 0) & 0xFF == SQLITE_IOERR:
+            raise better from None  # a lost -wal file: say so, not "not writable"
+        if isinstance(error, sqlite3.OperationalError) and not isinstance(better, StoreDamaged):
+            raise unwritable(home) from None  # could not open or write the file
+        raise StoreDamaged(
             f"The file {path} is not a readable MTL Lab database (it may be damaged); "
-            "move it away or set MTL_HOME to another folder."
+            "`python -m mtlcore repair` moves it aside and rebuilds the runs from their folders."
         ) from None
     except OSError:
         raise unwritable(home) from None
@@ -129,6 +184,8 @@ def create_database(home: Path) -> Path:
 
 def connect(path: Path) -> sqlite3.Connection:
     """A new connection: rows as ``sqlite3.Row``, waiting politely on a busy database."""
+    if path in READ_ONLY:
+        return _connect_read_only(path)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -138,14 +195,40 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    for mode in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                               isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+    raise unwritable(path.parent)
+
+
+@contextmanager
+def translated(path: Path) -> Iterator[None]:
+    """Turn errors of the database file itself into one StoreError sentence (see ``store_error``)."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        better = store_error(error, path)
+        if better is None:
+            raise
+        raise better from None
+
+
 @contextmanager
 def reading(path: Path) -> Iterator[sqlite3.Connection]:
     """A connection for reads; closed afterwards."""
-    conn = connect(path)
-    try:
-        yield conn
-    finally:
-        conn.close()
+    with translated(path):
+        conn = connect(path)
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
 @contextmanager
@@ -156,14 +239,16 @@ def writing(path: Path) -> Iterator[sqlite3.Connection]:
     (claim the oldest queued run, enforce a queue cap) are atomic across
     processes: two workers can never claim the same run.
     """
-    conn = connect(path)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with translated(path):
+        conn = connect(path)
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()

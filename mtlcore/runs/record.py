@@ -53,6 +53,7 @@ class RunRecord:
     worker: str | None  # "host:pid" of the worker that claimed it
     study_id: str | None = None  # set when the run belongs to a study
     owner_key: str | None = None  # SHA-256 of its owner's browser key (mtlcore.owners); None: no key
+    claim: str | None = None  # the token of its worker's claim while it runs (fencing: errors.ClaimLost)
 
     @property
     def is_active(self) -> bool:

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..config import ExperimentConfig
 from ..owners import Owner, as_owner, fold_name
-from . import database
+from . import database, run_files
 from .database import reading, writing
-from .errors import NotOwnerError, QueueFullError, StoreError
+from .errors import ClaimLost, NotOwnerError, QueueFullError, StoreError, StoreUnwritable
 from .home import resolve_home
 from .processes import host_name, pid_alive
 from .record import (
@@ -39,6 +40,10 @@ INTERRUPTED_MESSAGE = (
     "Its worker process stopped while it was training (killed, crashed or the machine restarted); "
     "the metrics logged so far are kept."
 )
+ROLLED_BACK_MESSAGE = (
+    "The store had lost this run's progress (its database was rolled back or replaced, e.g. its -wal file "
+    "was deleted) while its folder holds its metrics; `python -m mtlcore repair` restores them."
+)
 
 
 class RunStore:
@@ -51,7 +56,17 @@ class RunStore:
 
     def __init__(self, home: Path | str | None = None):
         self.home = resolve_home(home)
-        self.db_path = database.create_database(self.home)
+        self.read_only = False
+        try:
+            self.db_path = database.create_database(self.home)
+        except StoreUnwritable:
+            # A read-only data folder can still be listed; every write then says it is read-only.
+            self.db_path = self.home / database.DB_NAME
+            if not self.db_path.is_file():
+                raise
+            database.open_read_only(self.db_path)
+            self.read_only = True
+            return
         self.recover_orphans()
 
     def __repr__(self) -> str:
@@ -199,16 +214,21 @@ class RunStore:
         """Atomically move the oldest queued run to ``running`` for ``worker``; None if the queue is empty."""
         now = time.time()
         with writing(self.db_path) as conn:
-            row = conn.execute(
-                "SELECT id FROM runs WHERE state = ? ORDER BY created_at, rowid LIMIT 1", (QUEUED,)
-            ).fetchone()
-            if row is None:
-                return None
+            while True:
+                row = conn.execute(
+                    "SELECT id, started_at FROM runs WHERE state = ? ORDER BY created_at, rowid LIMIT 1", (QUEUED,)
+                ).fetchone()
+                if row is None:
+                    return None
+                if not self._set_aside_if_rolled_back(conn, row["id"], row["started_at"], now):
+                    break
             conn.execute(
-                "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '' WHERE id = ?",
-                (RUNNING, now, now, worker, row["id"]),
+                "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '', claim = ? "
+                "WHERE id = ?",
+                (RUNNING, now, now, worker, new_claim(), row["id"]),
             )
             conn.execute("UPDATE workers SET run_id = ?, heartbeat = ? WHERE id = ?", (row["id"], now, worker))
+        self._keep_row_file(row["id"])
         return self.get_run(row["id"])
 
     def claim_runs(self, worker: str, run_ids: Iterable[str]) -> list[RunRecord]:
@@ -224,14 +244,33 @@ class RunStore:
         claimed = []
         with writing(self.db_path) as conn:
             for run_id in run_ids:
-                taken = conn.execute(
-                    "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '' "
-                    "WHERE id = ? AND state = ?",
-                    (RUNNING, now, now, worker, run_id, QUEUED),
+                row = conn.execute("SELECT started_at FROM runs WHERE id = ? AND state = ?", (run_id, QUEUED)).fetchone()
+                if row is None or self._set_aside_if_rolled_back(conn, run_id, row["started_at"], now):
+                    continue
+                conn.execute(
+                    "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '', claim = ? "
+                    "WHERE id = ?",
+                    (RUNNING, now, now, worker, new_claim(), run_id),
                 )
-                if taken.rowcount == 1:
-                    claimed.append(run_id)
+                claimed.append(run_id)
+        for run_id in claimed:
+            self._keep_row_file(run_id)
         return [self.get_run(run_id) for run_id in claimed]
+
+    def _set_aside_if_rolled_back(self, conn: sqlite3.Connection, run_id: str, started_at: float | None,
+                                  now: float) -> bool:
+        """Mark a queued run ``interrupted`` instead of training it again if its folder shows it trained.
+
+        A queued run that never started has no folder. One whose folder holds
+        metrics or a checkpoint was rolled back by a damaged store (a deleted
+        ``-wal`` file): training it again would overwrite the files that
+        ``repair`` can restore it from. Returns True when it was set aside.
+        """
+        if started_at is not None or not run_files.has_logged_progress(self.run_dir(run_id)):
+            return False
+        conn.execute("UPDATE runs SET state = ?, message = ?, finished_at = ? WHERE id = ?",
+                     (INTERRUPTED, ROLLED_BACK_MESSAGE, now, run_id))
+        return True
 
     def cancel_run(self, run_id: str, by: Owner | str | None = None) -> str:
         """Cancel a queued run at once, or ask a running one to stop; return what happened, as a sentence.
@@ -292,45 +331,95 @@ class RunStore:
         shutil.rmtree(trash, ignore_errors=True)
         return f"Run {run_id} was deleted{_acting(by)}, with its metrics and checkpoint."
 
-    def cancel_requested(self, run_id: str) -> bool:
+    def cancel_requested(self, run_id: str, claim: str | None = None) -> bool:
+        """Whether someone asked the run to stop; with ``claim``, ClaimLost if the caller no longer holds it."""
         with reading(self.db_path) as conn:
+            _hold(conn, run_id, claim)
             row = conn.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row[0])
 
+    def check_claim(self, run_id: str, claim: str | None) -> None:
+        """ClaimLost unless ``claim`` is still the run's (e.g. before a checkpoint replaces the last one)."""
+        with reading(self.db_path) as conn:
+            _hold(conn, run_id, claim)
+
     # ----- progress of a running run (worker) -------------------------------------
-    def set_device(self, run_id: str, device: str) -> None:
+    # Each takes the ``claim`` the worker was given with the run (RunRecord.claim): a write
+    # whose claim is no longer the run's raises ClaimLost and changes nothing. None: unfenced.
+    def set_device(self, run_id: str, device: str, claim: str | None = None) -> None:
         with writing(self.db_path) as conn:
+            _hold(conn, run_id, claim)
             conn.execute("UPDATE runs SET device = ? WHERE id = ?", (device, run_id))
 
-    def append_steps(self, run_id: str, steps: list[dict[str, Any]], progress: float | None = None) -> None:
+    def append_steps(self, run_id: str, steps: list[dict[str, Any]], progress: float | None = None,
+                     claim: str | None = None) -> None:
         """Store step logs (each with ``"step"``) and the run's progress, in one transaction."""
         with writing(self.db_path) as conn:
+            _hold(conn, run_id, claim)
             conn.executemany(
                 "INSERT OR REPLACE INTO step_metrics (run_id, step, data) VALUES (?, ?, ?)",
                 [(run_id, int(s["step"]), _to_json(s)) for s in steps],
             )
             if progress is not None:
                 conn.execute("UPDATE runs SET progress = ? WHERE id = ?", (float(progress), run_id))
+        self._copy_metrics(run_id, "step", steps)
 
-    def append_epoch(self, run_id: str, logs: dict[str, Any]) -> None:
+    def append_epoch(self, run_id: str, logs: dict[str, Any], claim: str | None = None) -> None:
         """Store one epoch's logs (with ``"epoch"``)."""
         with writing(self.db_path) as conn:
+            _hold(conn, run_id, claim)
             conn.execute(
                 "INSERT OR REPLACE INTO epoch_metrics (run_id, epoch, data) VALUES (?, ?, ?)",
                 (run_id, int(logs["epoch"]), _to_json(logs)),
             )
+        self._copy_metrics(run_id, "epoch", [logs])
 
-    def finish_run(self, run_id: str, state: str, message: str = "", summary: dict[str, Any] | None = None) -> None:
-        """Record how a run ended (one of the final states)."""
+    def finish_run(self, run_id: str, state: str, message: str = "", summary: dict[str, Any] | None = None,
+                   claim: str | None = None) -> None:
+        """Record how a run ended (one of the final states).
+
+        With ``claim``, only while the caller still holds the run (ClaimLost
+        otherwise): a worker that wakes after its run was marked interrupted
+        cannot turn it into ``finished``. The claim stays with the run, so
+        the same worker may still add the summary of a run it ended early.
+        """
         if state not in FINAL_STATES:
             raise ValueError(f"A run ends as one of {', '.join(FINAL_STATES)}, not {state!r}.")
         progress_sql = ", progress = 1" if state == FINISHED else ""
         with writing(self.db_path) as conn:
+            _hold(conn, run_id, claim)
             conn.execute(
                 f"UPDATE runs SET state = ?, message = ?, summary = ?, finished_at = ?{progress_sql} WHERE id = ?",
                 (state, message, None if summary is None else _to_json(summary), time.time(), run_id),
             )
             conn.execute("UPDATE workers SET run_id = NULL WHERE run_id = ?", (run_id,))
+        self._keep_row_file(run_id)
+
+    # ----- the run folder's copy of a run (see run_files.py) ------------------------
+    def _copy_metrics(self, run_id: str, kind: str, items: list[dict[str, Any]]) -> None:
+        """Append to the run folder's metrics.jsonl what was just committed; StoreUnwritable if it cannot."""
+        folder = self.run_dir(run_id)
+        try:
+            run_files.append_metrics(folder, kind, items)
+        except OSError as error:
+            raise StoreUnwritable(
+                f"Could not write {folder / run_files.METRICS_FILE} ({error.strerror or error}): the data folder "
+                f"{self.home} may have turned read-only or full, so the run stopped."
+            ) from None
+
+    def _keep_row_file(self, run_id: str) -> None:
+        """Copy the run's row into its folder (run.json, config.json, summary.json), if the folder can be written.
+
+        Best effort: the row is already committed, and a folder that cannot
+        be written is reported by the next metrics write.
+        """
+        try:
+            with reading(self.db_path) as conn:
+                row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None:
+                run_files.write_row(self.run_dir(run_id), dict(row))
+        except (OSError, StoreError):
+            pass
 
     # ----- workers -------------------------------------------------------------
     def register_worker(self, worker: str, pid: int, device: str | None = None) -> None:
@@ -347,14 +436,23 @@ class RunStore:
         with writing(self.db_path) as conn:
             conn.execute("DELETE FROM workers WHERE id = ?", (worker,))
 
-    def heartbeat(self, worker: str, run_ids: str | Iterable[str] | None = None) -> None:
+    def heartbeat(self, worker: str, run_ids: str | Iterable[str] | Mapping[str, str | None] | None = None
+                  ) -> list[str]:
         """A sign of life from ``worker`` and from the run (or packed runs) it is training.
 
         Every run's own heartbeat is refreshed: ``recover_orphans`` judges each
         running run by it, so a worker that dies leaves all of its runs
         ``interrupted``. The worker's row names the first of them.
+
+        ``run_ids`` may map each run to the claim the worker holds on it:
+        then only runs still held are refreshed, and the ids of those whose
+        claim was taken away are returned (the worker stops them).
         """
-        run_ids = [run_ids] if isinstance(run_ids, str) else [run_id for run_id in run_ids or () if run_id]
+        if isinstance(run_ids, Mapping):
+            claims = {run_id: claim for run_id, claim in run_ids.items() if run_id}
+        else:
+            claims = {run_id: None for run_id in ([run_ids] if isinstance(run_ids, str) else run_ids or ()) if run_id}
+        run_ids = list(claims)
         now = time.time()
         current = run_ids[0] if run_ids else None
         with writing(self.db_path) as conn:
@@ -368,9 +466,16 @@ class RunStore:
                     (worker, host, int(pid), now, now, current),
                 )
             conn.executemany(
-                "UPDATE runs SET heartbeat = ? WHERE id = ? AND state = ?",
-                [(now, run_id, RUNNING) for run_id in run_ids],
+                "UPDATE runs SET heartbeat = ? WHERE id = ? AND state = ? AND (? IS NULL OR claim = ?)",
+                [(now, run_id, RUNNING, claim, claim) for run_id, claim in claims.items()],
             )
+            lost = []
+            for run_id, claim in claims.items():
+                try:
+                    _hold(conn, run_id, claim)
+                except ClaimLost:
+                    lost.append(run_id)
+        return lost
 
     def live_workers(self) -> list[dict[str, Any]]:
         """Workers that are alive: recent heartbeat and, on this host, a live process."""
@@ -424,8 +529,10 @@ class RunStore:
                 last_sign = row["heartbeat"] or row["started_at"] or 0.0
                 if not _alive(host, int(pid or 0), last_sign, now):
                     orphans.append(row["id"])
+            # claim = NULL: the worker's claim is taken away, so a worker that was only paused
+            # (SIGSTOP, a laptop lid) has every later write refused when it wakes (ClaimLost).
             conn.executemany(
-                "UPDATE runs SET state = ?, message = ?, finished_at = ? WHERE id = ?",
+                "UPDATE runs SET state = ?, message = ?, finished_at = ?, claim = NULL WHERE id = ?",
                 [(INTERRUPTED, INTERRUPTED_MESSAGE, now, run_id) for run_id in orphans],
             )
             workers = conn.execute("SELECT id, host, pid, heartbeat FROM workers").fetchall()
@@ -433,6 +540,8 @@ class RunStore:
                 "DELETE FROM workers WHERE id = ?",
                 [(w["id"],) for w in workers if not _alive(w["host"], w["pid"], w["heartbeat"], now)],
             )
+        for run_id in orphans:
+            self._keep_row_file(run_id)
         return orphans
 
 
@@ -481,8 +590,29 @@ def _record(row: sqlite3.Row) -> RunRecord:
         config=_config(row["config"]), device=row["device"],
         created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
         progress=row["progress"], summary=json.loads(row["summary"]) if row["summary"] else None,
-        worker=row["worker"], study_id=row["study_id"], owner_key=row["owner_key"],
+        worker=row["worker"], study_id=row["study_id"], owner_key=row["owner_key"], claim=row["claim"],
     )
+
+
+def new_claim() -> str:
+    """A fresh claim token: the run is held by whoever was given it, until recovery takes it away."""
+    return secrets.token_hex(8)
+
+
+def _hold(conn: sqlite3.Connection, run_id: str, claim: str | None) -> None:
+    """Raise ClaimLost unless ``claim`` is still the run's (None: the caller is not a worker; no check)."""
+    if claim is None:
+        return
+    row = conn.execute("SELECT state, claim FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise ClaimLost(f"Run {run_id} is no longer in the store (it was deleted, or the store was replaced), "
+                        "so this worker stops training it.")
+    if row["claim"] != claim:
+        raise ClaimLost(
+            f"Run {run_id} was taken away from this worker: the store now says {row['state']} (it was marked so "
+            f"while this worker was silent for more than {STALE_AFTER:.0f} s, paused or asleep, or the store was "
+            f"rolled back), so this worker stops training it and leaves it {row['state']}."
+        )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -22,11 +22,20 @@ run's message (state ``failed``) and the worker moves on. When a packed
 group fails, its members that had not ended are trained again one by one,
 so one bad config fails alone. SIGTERM or Ctrl-C stop the current runs
 within a second, mark them ``interrupted`` and exit.
+
+Truthful under stalls and damage: each claimed run comes with a claim token
+that every write names (see errors.ClaimLost). A worker paused past the
+heartbeat timeout finds its runs marked ``interrupted`` when it wakes; its
+next write is refused, and it stops them at once and leaves them so. A data
+folder that turns read-only fails the run with one sentence; a database
+that cannot be written at all stops the worker with one sentence in its
+log. On start it removes ``*.tmp`` files that a kill mid-write left behind.
 """
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -36,7 +45,9 @@ import torch
 
 from ..engine import Callback, FitResult, fit
 from ..packed import fit_many, pack_key
+from . import integrity
 from .callback import StoreCallback
+from .errors import ClaimLost, StoreDamaged, StoreError, StoreUnwritable
 from .processes import worker_name
 from .record import CANCELLED, FAILED, FINAL_STATES, INTERRUPTED, RunRecord
 from .runner import packed_batch
@@ -63,26 +74,35 @@ def run_worker(home: Path | str | None = None, once: bool = False, idle_exit: fl
     shutdown = threading.Event()
     beat = _Heartbeat(store, name)
     previous_handlers = _stop_on_signals(shutdown)
+    trained = [0]
     try:
         store.register_worker(name, os.getpid(), device)
+        for sentence in integrity.tidy_up(store):
+            _log(sentence)
         beat.start()
         _warm_up()
         with store.kept_open():  # many small writes: each several times cheaper
-            return _work(store, name, beat, shutdown, once, idle_exit, device)
+            _work(store, name, beat, shutdown, once, idle_exit, device, trained)
+    except (StoreUnwritable, StoreDamaged) as error:  # the store itself cannot be used: say so and stop
+        _log(f"Worker stopped: {error}")
     finally:
         beat.stop()
-        store.remove_worker(name)
+        try:
+            store.remove_worker(name)
+        except StoreError:
+            pass  # the same unwritable store: already said
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
+    return trained[0]
 
 
 def _work(store: RunStore, name: str, beat: "_Heartbeat", shutdown: threading.Event, once: bool,
-          idle_exit: float | None, device: str | None) -> int:
+          idle_exit: float | None, device: str | None, trained: list[int]) -> None:
     """The loop: claim the oldest queued run and its packing partners, train them, repeat.
 
-    Returns how many runs were trained.
+    Counts the runs trained in ``trained[0]`` (kept when the store fails part-way).
     """
-    trained, idle_since = 0, time.monotonic()
+    idle_since = time.monotonic()
     while not shutdown.is_set():
         lead = store.claim_next(name)
         if lead is None:
@@ -90,20 +110,19 @@ def _work(store: RunStore, name: str, beat: "_Heartbeat", shutdown: threading.Ev
                 break
             shutdown.wait(POLL_EVERY)
             continue
-        beat.run_ids = [lead.id]  # beat for it while its partners are looked for
+        beat.runs = {lead.id: lead.claim}  # beat for it while its partners are looked for
         group = [lead, *claim_partners(store, name, lead, device)]
-        beat.run_ids = [record.id for record in group]
+        beat.runs = {record.id: record.claim for record in group}
         if len(group) == 1:
             train_one(store, lead, shutdown, device)
         else:
             train_group(store, group, shutdown, device)
-        beat.run_ids = []
+        beat.runs = {}
         advance_studies(store)
-        trained += len(group)
+        trained[0] += len(group)
         idle_since = time.monotonic()
         if once:
             break
-    return trained
 
 
 def claim_partners(store: RunStore, worker: str, lead: RunRecord, device: str | None = None,
@@ -131,13 +150,17 @@ def train_one(store: RunStore, record: RunRecord, shutdown: threading.Event | No
               device: str | None = None) -> str:
     """Train one claimed run and record how it ended; return its final state."""
     shutdown = shutdown or threading.Event()
-    callback = StoreCallback(store, record.id, shutdown)
+    callback = StoreCallback(store, record.id, shutdown, claim=record.claim)
     try:
         result = fit(record.config, callbacks=[callback], device=_device_for(record.config, device))
     except Exception as error:  # a bad run must not kill the worker
-        traceback.print_exc()  # the full story goes to the worker's log file
-        store.finish_run(record.id, FAILED, _one_line(error))
-        return FAILED
+        if callback.lost is not None:  # it stopped because the run is no longer ours: nothing to record
+            return INTERRUPTED
+        if isinstance(error, StoreError):
+            _log(f"Run {record.id} failed: {error}")  # one sentence says it all (e.g. a read-only folder)
+        else:
+            traceback.print_exc()  # the full story goes to the worker's log file
+        return _finish(store, record, FAILED, _one_line(error))
     return _record_ending(store, record, result, shutdown, callback)
 
 
@@ -152,15 +175,20 @@ def train_group(store: RunStore, records: list[RunRecord], shutdown: threading.E
     that fails only fails itself.
     """
     shutdown = shutdown or threading.Event()
-    callbacks = [StoreCallback(store, record.id, shutdown, end_on_cancel=True) for record in records]
+    callbacks = [StoreCallback(store, record.id, shutdown, end_on_cancel=True, claim=record.claim)
+                 for record in records]
     endings = [_Ending() for _ in records]
     try:
         fit_many([record.config for record in records], [[cb, ending] for cb, ending in zip(callbacks, endings)],
                  device=_device_for(records[0].config, device))
-    except Exception:  # the members without a result are retried alone below
-        traceback.print_exc()
+    except Exception as error:  # the members without a result are retried alone below
+        if isinstance(error, StoreError):
+            _log(f"A packed group of {len(records)} runs stopped: {error}")
+        else:
+            traceback.print_exc()
     return [
         _record_ending(store, record, ending.result, shutdown, callback) if ending.result is not None
+        else INTERRUPTED if callback.lost is not None  # no longer ours: leave it as the store says
         else _retry_alone(store, record, shutdown, device)
         for record, callback, ending in zip(records, callbacks, endings)
     ]
@@ -182,8 +210,7 @@ def _retry_alone(store: RunStore, record: RunRecord, shutdown: threading.Event, 
     if state in FINAL_STATES:  # cancelled while the group trained
         return state
     if shutdown.is_set():
-        store.finish_run(record.id, INTERRUPTED, SHUTDOWN_MESSAGE)
-        return INTERRUPTED
+        return _finish(store, record, INTERRUPTED, SHUTDOWN_MESSAGE)
     return train_one(store, record, shutdown, device)
 
 
@@ -194,10 +221,25 @@ def _record_ending(store: RunStore, record: RunRecord, result: FitResult, shutdo
     A run stopped by the worker's shutdown, not by its owner, is
     ``interrupted``: nobody asked for it to stop.
     """
+    if callback.lost is not None:  # stopped because the run was taken away: the store's state stands
+        return INTERRUPTED
     state, message = result.status, result.message
     if state == CANCELLED and shutdown.is_set() and not callback.cancelled:
         state, message = INTERRUPTED, SHUTDOWN_MESSAGE
-    store.finish_run(record.id, state, message, result.summary)
+    return _finish(store, record, state, message, result.summary)
+
+
+def _finish(store: RunStore, record: RunRecord, state: str, message: str, summary=None) -> str:
+    """Record how a run ended, if this worker still holds it; return the state it ends in.
+
+    A refused ending (ClaimLost) is said in one line of the log and leaves
+    the run as the store says (``interrupted``, usually).
+    """
+    try:
+        store.finish_run(record.id, state, message, summary, claim=record.claim)
+    except ClaimLost as error:
+        _log(str(error))
+        return INTERRUPTED
     return state
 
 
@@ -231,6 +273,11 @@ def _warm_up() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
+def _log(sentence: str) -> None:
+    """One line in the worker's log file (its stderr), at once."""
+    print(f"mtl worker: {sentence}", file=sys.stderr, flush=True)
+
+
 def _one_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
@@ -256,15 +303,28 @@ class _Heartbeat(threading.Thread):
     def __init__(self, store: RunStore, worker: str):
         super().__init__(name="mtl-heartbeat", daemon=True)
         self.store, self.worker = store, worker
-        self.run_ids: list[str] = []  # the runs being trained now (several when packed); replaced, never changed
+        # The runs being trained now (several when packed), each with this worker's claim on it;
+        # replaced, never changed in place, so the two threads need no lock.
+        self.runs: dict[str, str | None] = {}
         self._stopped = threading.Event()
 
     def run(self) -> None:
+        said = ""
         while not self._stopped.wait(HEARTBEAT_EVERY):
+            runs = self.runs
             try:
-                self.store.heartbeat(self.worker, self.run_ids)
+                lost = self.store.heartbeat(self.worker, runs)
+            except StoreError as error:  # e.g. a read-only store: say it once, not every beat
+                if str(error) != said:
+                    _log(f"Heartbeat refused: {error}")
+                    said = str(error)
+                continue
             except Exception:  # a busy database now and then is no reason to stop beating
                 traceback.print_exc()
+                continue
+            if lost and self.runs is runs:  # taken away while we were silent: stop beating for them
+                # (their callbacks see the same refusal at their next write and stop training)
+                self.runs = {run_id: claim for run_id, claim in runs.items() if run_id not in lost}
 
     def stop(self) -> None:
         self._stopped.set()
