@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mtlcore.owners import TEACHER_PASSWORD_VARIABLE, teacher_password_ok, teacher_password_set
 from mtlcore.runs import StoreError
-from ui.session import get_runner, get_store, home_path
+from ui.safe_text import md
+from ui.session import browser_key, get_runner, get_store, home_path, is_teacher, owner_name, remember_key, use_key
 from ui.texts import HELP
 
 st.set_page_config(page_title="MTL Lab", page_icon="🧪", layout="wide", initial_sidebar_state="expanded")
@@ -29,8 +31,63 @@ page = st.navigation(PAGES)
 
 # ----- the shared sidebar ------------------------------------------------------------
 st.session_state.setdefault("owner", "anonymous")
+
+
+def adopt_typed_key() -> None:
+    """Callback: use the key typed in from another device (one sentence if it is not a key)."""
+    typed = st.session_state.pop("owner_key_typed", "")
+    if typed and not use_key(typed):
+        st.session_state["owner_key_problem"] = "That is not a key this app made; your key is unchanged."
+
+
+def unlock_teacher() -> None:
+    """Callback: teacher mode when the typed password is the server's MTL_TEACHER_PASSWORD."""
+    typed = st.session_state.pop("teacher_password", "")
+    st.session_state["teacher"] = teacher_password_ok(typed)
+    if typed and not st.session_state["teacher"]:
+        st.session_state["teacher_problem"] = "That is not the teacher password."
+
+
+def key_box() -> None:
+    """The private key: shown open once, when it is new, so that it can be taken to another device."""
+    key = browser_key()
+    problem = st.session_state.pop("owner_key_problem", None)
+    if problem:
+        st.warning(problem)
+    new = st.session_state.get("owner_key_new", False)
+    with st.expander("🔑 Your private key" + (" (new: keep it)" if new else ""), expanded=new):
+        st.caption("Your runs and datasets belong to this key, not to the name above: only this browser (or the "
+                   "teacher) can stop or delete them. To use them from another device, paste the key there, or "
+                   "open the app there with ?key=… at the end of the address.")
+        st.code(key, language=None)
+        st.text_input("Use my key from another device", key="owner_key_typed", type="password",
+                      on_change=adopt_typed_key)
+    st.session_state["owner_key_new"] = False  # shown open once
+    remember_key()
+
+
+def teacher_box() -> None:
+    with st.expander("🎓 Teacher" + (": on" if is_teacher() else "")):
+        if not teacher_password_set():
+            st.caption(f"Set {TEACHER_PASSWORD_VARIABLE} on the server to let the teacher stop or delete any run.")
+        elif is_teacher():
+            st.caption("Teacher mode: you may stop and delete anyone's runs and datasets.")
+            if st.button("Leave teacher mode", key="teacher_leave"):
+                st.session_state["teacher"] = False
+                st.rerun()
+        else:
+            st.text_input("Teacher password", key="teacher_password", type="password", on_change=unlock_teacher)
+        problem = st.session_state.pop("teacher_problem", None)
+        if problem:
+            st.error(problem)
+
+
 with st.sidebar:
     st.text_input("Your name", key="owner", max_chars=40, help=HELP["owner"])
+    if owner_name() != st.session_state["owner"].strip() and st.session_state["owner"].strip():
+        st.caption(f"Shown as: {md(owner_name())}")
+    key_box()
+    teacher_box()
     st.caption(f"Data folder: `{home_path()}`")
 
 try:

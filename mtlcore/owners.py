@@ -77,7 +77,7 @@ def new_key() -> str:
 
 def valid_key(key: str | None) -> bool:
     """Whether ``key`` looks like a key ``new_key`` made (a pasted key is checked before it is used)."""
-    return bool(key) and bool(_KEY.match(key))
+    return isinstance(key, str) and bool(_KEY.match(key))
 
 
 def key_hash(key: str) -> str:

@@ -187,7 +187,8 @@ def test_start_trains_in_the_background_and_shows_each_tasks_results(home):
     assert any("tiny run" in m.value for m in again.markdown)
 
     # So does reopening it from "Your recent runs", which also puts its settings back in the controls.
-    later = open_app(owner="alice", page="views/train.py")
+    # "Your" runs are this browser's key's (a real browser keeps the key in a cookie; here the link carries it).
+    later = open_app(owner="alice", page="views/train.py", params={"key": at.session_state["owner_key"]})
     assert "train_run" not in later.session_state
     later.selectbox(key="train_reopen_choice").set_value(run_id).run()
     later.button(key="train_reopen").click().run()

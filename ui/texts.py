@@ -154,8 +154,8 @@ ARCH_SECTION = {"hard": "sharing", "soft": "sharing", "single": "mtl", "cross_st
 
 # ----- short help texts (tooltips) ------------------------------------------------------
 HELP = {
-    "owner": "Your name labels the runs you start. Everyone's runs are visible to all, but only a run's "
-             "owner can stop it.",
+    "owner": "Your name labels the runs you start. Everyone's runs are visible to all, but only the browser "
+             "that started a run (its private key, below) or the teacher can stop or delete it.",
     "dataset": "The data the model learns from. Every dataset has several tasks, predicted from the same input.",
     "weight": "How much this task's loss counts in the total: 0 switches its training off, 1 is neutral, "
               "5 makes it dominate the shared features.",

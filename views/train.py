@@ -22,11 +22,12 @@ from mtlcore import charts
 from mtlcore.config import OPTIMIZERS, REGRESSION_LOSSES, SCHEDULES, TRUNKS, DatasetConfig, set_key
 from mtlcore.runs import NotOwnerError, QueueFullError, StoreError
 from mtlcore.weighting import AggregatedGradient
+from ui.safe_text import md, say, toast
 from ui.session import ago, get_runner, get_store, owner, run_name, state_badge
 from ui.texts import ARCH_SECTION, HELP, SECTIONS, formula_note, loss_formula, option_label
 
 K = "train_"  # prefix of this page's widget and state keys
-NOT_CONFIG = ("run", "label")  # URL keys that are not configuration settings
+NOT_CONFIG = ("run", "label", "key")  # URL keys that are not configuration settings
 ACTIVE = ("queued", "running")
 POLL_SECONDS = 1.0
 LIVE_POINTS = 600  # points per line of the live charts: plenty for a projector, cheap to redraw every second
@@ -299,7 +300,7 @@ def dataset_section(base: ExperimentConfig) -> ExperimentConfig:
     names = [d.name for d in list_datasets()]
     dataset = st.selectbox("Dataset", names, key=f"{K}dataset", help=HELP["dataset"])
     info = dataset_info(dataset)
-    st.caption(info.description)
+    st.caption(md(info.description))  # an imported dataset's description is user text
     base = normalise(for_dataset(base, dataset))
     seed_widgets(base, overwrite=False)  # a dataset chosen just now gets its defaults
 
@@ -308,16 +309,17 @@ def dataset_section(base: ExperimentConfig) -> ExperimentConfig:
     for i, spec in enumerate(info.tasks):
         if spec.kind == "classification":
             detail = f"Classification into {spec.num_classes} classes: {', '.join(spec.classes)}. Scored by accuracy."
+        # Task and class names of an imported dataset are user text: shown as typed, never as Markdown.
         else:
             detail = f"Regression{f' in {spec.unit}' if spec.unit else ''}. Scored by mean absolute error."
-        columns[i % len(columns)].checkbox(spec.name, key=task_key(dataset, spec.name),
-                                           help=f"{spec.description} {detail}".strip())
+        columns[i % len(columns)].checkbox(md(spec.name), key=task_key(dataset, spec.name),
+                                           help=md(f"{spec.description} {detail}".strip()))
 
     chosen = [t.name for t in info.tasks if ss.get(task_key(dataset, t.name))]
     if chosen:
         st.markdown("**Loss weights** — how much each task counts")
         for task in chosen:
-            slider(st, task, 0.0, 5.0, weight_key(task), 0.1, HELP["weight"])
+            slider(st, md(task), 0.0, 5.0, weight_key(task), 0.1, HELP["weight"])
     # Open when the options matter to the experiment (synthetic's correlation) or a link changed them.
     with st.expander("Dataset options", expanded=bool(base.dataset.options) or "correlation" in info.options):
         for name, default in info.options.items():
@@ -422,8 +424,7 @@ def start(config: ExperimentConfig, label: str) -> None:
     try:
         run_id = get_runner().submit(config, label=label, owner=owner())
     except QueueFullError as error:
-        tip = " Type your own name in the sidebar so your runs are not counted with everyone's." if owner() == "anonymous" else ""
-        ss[f"{K}notice"] = ("error", str(error) + tip)
+        ss[f"{K}notice"] = ("error", str(error))
         return
     except (ConfigError, StoreError, ValueError) as error:
         ss[f"{K}notice"] = ("error", str(error))
@@ -434,10 +435,21 @@ def start(config: ExperimentConfig, label: str) -> None:
 
 def stop(run_id: str) -> None:
     try:
-        message = get_runner().cancel(run_id, owner=owner())
+        message = get_runner().cancel(run_id, by=owner())
     except (NotOwnerError, StoreError) as error:
         ss[f"{K}notice"] = ("error", str(error))
         return
+    ss[f"{K}notice"] = ("info", message)
+
+
+def delete(run_id: str) -> None:
+    """Button callback: delete an ended run (its owner or the teacher); the page then shows no run."""
+    try:
+        message = get_runner().delete(run_id, by=owner())
+    except (NotOwnerError, StoreError) as error:
+        ss[f"{K}notice"] = ("error", str(error))
+        return
+    ss.pop(f"{K}run", None)
     ss[f"{K}notice"] = ("info", message)
 
 
@@ -510,14 +522,15 @@ def live_panel(run_id: str, polling: bool) -> None:
     try:
         record = store.get_run(run_id)
     except StoreError as error:
-        st.warning(str(error))
+        say("warning", str(error))
         return
     if polling and not record.is_active:
         st.rerun()  # it has ended: redraw the page once, without polling
 
     tasks = list(record.config.tasks)
-    st.markdown(f"#### {record.label or 'unnamed'} <span style='font-size:0.8em;color:#666'>· {record.id} · "
-                f"by {record.owner}</span>", unsafe_allow_html=True)
+    # The label and the owner are user text: Markdown-escaped, never HTML (a label once ran script here).
+    st.markdown(f"#### {md(record.label or 'unnamed')}")
+    st.caption(f"{record.id} · by {md(record.owner)}")
     steps = step_logs(run_id)
     epochs = store.epoch_metrics(run_id)
     total_epochs = record.config.train.epochs
@@ -532,16 +545,16 @@ def live_panel(run_id: str, polling: bool) -> None:
         st.info(f"Waiting for a worker: {ahead} run{'s' if ahead != 1 else ''} ahead of this one." if ahead
                 else "Next in line: a worker picks it up in a moment.")
     elif record.state in ("failed", "diverged"):
-        st.error(record.message or f"The run {record.state}.")
+        say("error", record.message or f"The run {record.state}.")
     elif record.state in ("cancelled", "interrupted"):
-        st.warning(record.message or f"The run was {record.state}.")
+        say("warning", record.message or f"The run was {record.state}.")
     elif record.message and record.state == "running":
-        st.caption(record.message)
+        say("caption", record.message)
 
     if record.state == "finished" and record.summary:
         st.markdown("**Test results** (the test split was never used for training or early stopping)")
         st.dataframe(results_rows(record.summary), hide_index=True, width="stretch", key=f"{K}results")
-        st.caption(record.summary.get("message", "") + (f" Trained on {record.device} in "
+        say("caption", record.summary.get("message", "") + (f" Trained on {record.device} in "
                    f"{record.summary.get('seconds', 0):.0f} s." if record.device else ""))
         links = st.columns(2)
         links[0].page_link("views/compare.py", label="Compare runs", icon="⚖️", query_params={"run": run_id})
@@ -605,7 +618,7 @@ def recent_runs() -> None:
     runs = get_store().list_runs(owner=owner())[:20]
     with st.expander(f"Your recent runs ({len(runs)})", expanded=False):
         if not runs:
-            st.caption("Runs you start appear here (under the name in the sidebar).")
+            st.caption("Runs you start in this browser appear here (they belong to its private key, in the sidebar).")
             return
         labels = {r.id: f"{state_badge(r.state)} · {run_name(r)} · {ago(r.created_at)}" for r in runs}
         choice = st.selectbox("Run", list(labels), format_func=labels.get, key=f"{K}reopen_choice",
@@ -618,7 +631,7 @@ def recent_runs() -> None:
 st.title("🏋️ Train")
 link_problems = sync_from_url()
 for problem in link_problems:
-    st.warning(f"Part of the link was not used: {problem}")
+    say("warning", f"Part of the link was not used: {problem}")
 
 base = ss.get(f"{K}config") or ExperimentConfig()
 settings, run_column = st.columns([9, 10], gap="large")
@@ -649,25 +662,31 @@ with run_column:
     b1, b2 = st.columns(2)
     start_clicked = b1.button("▶ Start", type="primary", key=f"{K}start", disabled=problem is not None,
                               help=HELP["start"], width="stretch")
-    can_stop = record is not None and record.is_active and record.owner == owner()
+    me = owner()
+    allowed = record is not None and me.may_change(record.owner, record.owner_key)
+    can_stop = record is not None and record.is_active and allowed
     stop_clicked = b2.button("■ Stop", key=f"{K}stop", disabled=not can_stop, help=HELP["stop"], width="stretch")
     if problem:
-        st.error(problem)
-    if record is not None and record.is_active and record.owner != owner():
-        st.caption(f"Only {record.owner} can stop this run.")
+        say("error", problem)
+    if record is not None and not allowed:
+        say("caption", me.refusal("this run", record.owner, record.owner_key, "stop" if record.is_active else "delete"))
+    if record is not None and allowed and not record.is_active:
+        with st.popover("🗑 Delete this run"):
+            st.caption("Its metrics and checkpoint are deleted for good; Compare and Predict no longer list it.")
+            st.button(f"Delete {record.id}", key=f"{K}delete", type="primary", on_click=delete, args=(record.id,))
     if start_clicked and problem is None:
         start(config, (ss.get(f"{K}label") or "").strip() or auto_label(config))
         st.rerun()  # redraw with the new run: its panel, the Stop button, the URL
     if stop_clicked and can_stop:
         stop(record.id)
         st.rerun()
-    if owner() == "anonymous":
-        st.caption("Tip: type your name in the sidebar, so that you can find and stop your runs.")
+    if me.name == "anonymous":
+        st.caption("Tip: type your name in the sidebar, so that others can tell your runs apart.")
     notice = ss.pop(f"{K}notice", None)
     if notice and notice[0] == "error":
-        st.error(notice[1])
+        say("error", notice[1])
     elif notice:
-        st.toast(notice[1], icon="✅" if notice[0] == "success" else "ℹ️")
+        toast(notice[1], icon="✅" if notice[0] == "success" else "ℹ️")
     loss_formula_expander(config)
 
     write_url(config)
