@@ -21,6 +21,7 @@ from mtlcore.runs import NotOwnerError, StoreError
 from mtlcore.studies import KIND_HELP, KINDS, StudyError, StudySpec, StudyStore, kind_defaults, plan
 from mtlcore.studies.figures import figures
 from mtlcore.studies.spec import DEFAULT_ARCHS, DEFAULT_CORRELATIONS, DEFAULT_METHODS, DEFAULT_SEEDS
+from ui.safe_text import md, say
 from ui.session import ago, get_runner, get_store, owner, state_badge
 
 K = "studies_"  # prefix of this page's widget and state keys
@@ -62,7 +63,7 @@ HELP = {
     "start": "Plan the study and queue its runs. They train in the background, a few at a time; the study "
              "moves on whenever someone has this page open.",
     "cancel": "Stop every unfinished run of this study. Finished runs and their results are kept.",
-    "only_mine": "Show only the studies you started (your name is in the sidebar).",
+    "only_mine": "Show only the studies started in this browser (they belong to its private key).",
     "study": "The study whose progress and result are shown below.",
 }
 
@@ -157,7 +158,7 @@ def start_form() -> None:
     except (StudyError, ConfigError) as error:
         problem = str(error)
     if problem:
-        st.error(problem)
+        say("error", problem)
     else:
         st.caption(f"This study trains {len(members)} runs ({len(members) // seeds} configurations × {seeds} "
                    "seeds), fewer where identical runs exist.")
@@ -165,7 +166,7 @@ def start_form() -> None:
         try:
             record = get_studies().start(spec, get_runner(), owner=owner())
         except (StudyError, ConfigError, StoreError) as error:
-            st.error(str(error))
+            say("error", str(error))
             return
         ss[f"{K}chosen"] = record.id
         ss[f"{K}notice"] = f"Study started: {record.progress_text}; its runs train in the background."
@@ -207,29 +208,30 @@ def study_panel(study_id: str, was_running: bool) -> None:
             studies.advance(study_id, get_runner())  # submit waiting members as queue slots free up
         record = studies.get(study_id)
     except StoreError as error:
-        st.error(str(error))
+        say("error", str(error))
         return
     if was_running and record.state != "running":
         st.rerun()  # it has just ended: redraw the page once, without polling
-    st.subheader(record.label)
+    st.subheader(md(record.label))
     st.caption(f"{STUDY_BADGES.get(record.state, record.state)} · {TITLES[record.kind]} · started by "
-               f"{record.owner} {ago(record.created_at)} · {record.spec.seeds} seed(s) · id `{record.id}`")
+               f"{md(record.owner)} {ago(record.created_at)} · {record.spec.seeds} seed(s) · id `{record.id}`")
     waiting = sum(m.state == "pending" for m in record.members)
     reused = sum(m.reused for m in record.members)
     detail = (f" · {waiting} waiting for a queue slot" if waiting and record.state == "running" else "") + \
              (f" · {reused} reused" if reused else "")
     st.progress(record.done / max(1, record.total), text=record.progress_text + detail)
     if record.state == "running":
-        mine = record.owner == owner()
+        me = owner()
+        mine = me.may_change(record.owner, record.owner_key)
         if st.button("■ Cancel study", key=f"{K}cancel_{study_id}", disabled=not mine, help=HELP["cancel"]):
             try:
-                ss[f"{K}notice"] = studies.cancel(study_id, get_runner(), owner=owner())
+                ss[f"{K}notice"] = studies.cancel(study_id, get_runner(), owner=me)
             except (NotOwnerError, StoreError) as error:
-                st.error(str(error))
+                say("error", str(error))
                 return
             st.rerun()
         if not mine:
-            st.caption(f"Only {record.owner} can cancel this study.")
+            say("caption", me.refusal("this study", record.owner, record.owner_key, "cancel"))
     document = studies.result(study_id)
     result = document["result"]
     if not document["progress"]["with_result"]:
@@ -264,7 +266,7 @@ def follow_studies() -> None:
         studies.advance_all(get_runner(), owner=owner())  # your studies move on whenever you look
         records = studies.list(owner=owner() if only_mine else None)
     except StoreError as error:
-        st.error(str(error))
+        say("error", str(error))
         return
     if not records:
         st.info("No study yet. Choose a kind above and press **Start study**.")
@@ -291,9 +293,9 @@ st.markdown(
 )
 notice = ss.pop(f"{K}notice", None)
 if notice:
-    st.success(notice)
+    say("success", notice)
 with st.expander("Start a study", expanded=not ss.get(f"{K}chosen")):
     start_form()
-if owner() == "anonymous":
-    st.caption("Tip: type your name in the sidebar, so that you can find and cancel your studies.")
+if owner().name == "anonymous":
+    st.caption("Tip: type your name in the sidebar, so that others can tell your studies apart.")
 follow_studies()
