@@ -45,7 +45,7 @@ class ModelConfig:
 class LossConfig:
     # Per-task loss weights (the sliders); a task not listed gets 1.0.
     weights: dict[str, float] = field(default_factory=dict)
-    regression: str = "mse"  # mse, l1, huber
+    regression: str = "mse"  # mse, l1, huber, gaussian_nll (a mean and a variance)
     label_smoothing: float = 0.0
     focal_gamma: float = 0.0  # 0 = plain cross-entropy; > 0 = focal loss
 
@@ -319,7 +319,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "cosine", "step")
-REGRESSION_LOSSES = ("mse", "l1", "huber")
+REGRESSION_LOSSES = ("mse", "l1", "huber", "gaussian_nll")  # as mtlcore.losses.REGRESSION_LOSSES (gaussian_nll: Kendall & Gal 2017)
 TRUNKS = ("auto", "cnn", "mlp", "resnet18")
 PRECISIONS = ("auto", "float32", "bfloat16")  # train.precision; what each means: mtlcore/speed.py
 DIAGNOSTICS_COSINES = ("exact", "features")  # train.diagnostics_cosine; see mtlcore/diagnostics.py

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch.func import functional_call
 
+from .calibration import calibrate_run
 from .config import ExperimentConfig, validate
 from .data import MTLData, Split, TaskSpec, load_dataset
 from .devices import resolve_device
@@ -128,6 +129,8 @@ class TrainingRun:
         self.step = 0
         self.epoch = 0
         self.kept_epoch: int | None = None  # set when early stopping restores an earlier epoch
+        # Softmax temperatures fitted on the validation split after training (mtlcore.calibration).
+        self.temperatures: dict[str, float] = {}
 
     @classmethod
     def create(cls, config: ExperimentConfig, device: torch.device | str | None = None) -> "TrainingRun":
@@ -206,11 +209,12 @@ class TrainingRun:
 
     def new_meters(self) -> dict[str, TaskMeter]:
         """One ``TaskMeter`` per task (packed training fills them with its own sums)."""
-        return {t: TaskMeter(spec, self.target_stats.get(t, (0.0, 1.0))[1]) for t, spec in self.specs.items()}
+        return {t: TaskMeter(spec, self.target_stats.get(t, (0.0, 1.0))[1], self.loss_fns[t])
+                for t, spec in self.specs.items()}
 
     def new_split_meter(self) -> SplitMeter:
         """Running sums for every task at once, for one pass through a split."""
-        return SplitMeter(self.specs, {t: stats[1] for t, stats in self.target_stats.items()})
+        return SplitMeter(self.specs, {t: stats[1] for t, stats in self.target_stats.items()}, self.loss_fns)
 
     @torch.no_grad()
     def evaluate(self, split_name: str) -> dict[str, dict[str, float]]:
@@ -236,6 +240,7 @@ class TrainingRun:
             "input_shape": list(self.input_shape),
             "epoch": self.kept_epoch or self.epoch,
             "step": self.step,
+            "temperatures": dict(self.temperatures),
         }
 
 
@@ -355,6 +360,7 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
     if status != "diverged":
         summary["val"] = run.evaluate("val")
         summary["test"] = run.evaluate("test")
+        calibrate_run(run, summary)  # temperatures on val, ECE before/after on test; into the checkpoint too
     summary["message"] = message or {"finished": f"Finished {run.epoch} epochs ({run.step} steps)."}.get(status, "")
     result = FitResult(status, summary["message"], summary, run)
     for cb in callbacks:

@@ -54,7 +54,8 @@ synthetic data's correlation, say, as long as the splits keep their sizes
 and the inputs their shape) and the weighting method, which must only
 weight losses (a ``LossWeighting`` whose objective is the plain weighted
 sum: static, equal, dwa, rlw; not uncertainty, which learns its weights);
-no early stopping, no diagnostics, no architecture penalty.
+no early stopping, no diagnostics, no architecture penalty, and losses
+with one output per regression task (``losses.packs``: not gaussian_nll).
 ``pack_groups`` groups them, only where stacking pays
 (``speed.stacking_pays``: not for CNNs on a CPU, where a stacked, grouped
 convolution is slower than N plain ones).
@@ -75,11 +76,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .calibration import calibrate_run
 from .config import ExperimentConfig, validate
 from .data import Split, load_dataset
 from .devices import resolve_device
 from .engine import (DIVERGED_MESSAGE, EVAL_BATCH, Callback, FitResult, TrainingRun, first_non_finite, fit,
                      make_optimizer, make_scheduler)
+from .losses import packs as loss_packs
 from .metrics import score_from_losses
 from .models import MultiTaskModel, build_model
 from .speed import stacking_pays
@@ -114,7 +117,8 @@ def pack_key(config: ExperimentConfig) -> str | None:
     method = WEIGHTINGS.get(config.weighting.method)
     arch = ARCHITECTURES.get(config.model.arch)
     if (config.train.patience or config.train.diagnostics_every or not issubclass(method, LossWeighting)
-            or method.objective is not LossWeighting.objective or arch.penalty is not MultiTaskModel.penalty):
+            or method.objective is not LossWeighting.objective or arch.penalty is not MultiTaskModel.penalty
+            or not loss_packs(config.loss)):  # e.g. gaussian_nll: two outputs per regression task
         return None
     neutral = replace(config, seed=0, tasks=(), loss=replace(config.loss, weights={}),
                       dataset=replace(config.dataset, seed=0, options={}),
@@ -584,6 +588,7 @@ def fit_packed(configs: Sequence[ExperimentConfig], callbacks: Sequence[Sequence
         if m.status != "diverged":
             summary["val"] = evaluations["val"][k]
             summary["test"] = evaluations["test"][k]
+            calibrate_run(run, summary)  # each member's own model, as fit does
         summary["message"] = m.message or {"finished": f"Finished {run.epoch} epochs ({run.step} steps)."}.get(m.status, "")
         result = FitResult(m.status, summary["message"], summary, run)
         for cb in m.callbacks:

@@ -8,7 +8,7 @@ prediction time looks like what it saw in training.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 from .config import ExperimentConfig
 from .data import TaskSpec, dataset_info, resolve_options
 from .images import MAX_SIDE, read_image
+from .losses import make_loss
 from .models import MultiTaskModel, build_model
 from .runs.checkpoints import load_checkpoint
 from .runs.errors import StoreError
@@ -35,6 +36,9 @@ class LoadedModel:
     tasks: dict[str, TaskSpec]
     target_stats: dict[str, tuple[float, float]]
     epoch: int
+    # Softmax temperatures fitted on the validation split (mtlcore.calibration); 1 where none was fitted.
+    temperatures: dict[str, float] = field(default_factory=dict)
+    input_shape: tuple[int, ...] = ()
 
 
 def load_model(path: Path | str, device: str = "cpu") -> LoadedModel:
@@ -50,7 +54,9 @@ def load_model(path: Path | str, device: str = "cpu") -> LoadedModel:
     model.load_state_dict(payload["model"])
     model.to(device).eval()
     stats = {t: (float(v[0]), float(v[1])) for t, v in payload["target_stats"].items()}
-    return LoadedModel(model, config, tasks, stats, int(payload.get("epoch", 0)))
+    temperatures = {t: float(v) for t, v in (payload.get("temperatures") or {}).items()}
+    return LoadedModel(model, config, tasks, stats, int(payload.get("epoch", 0)), temperatures,
+                       tuple(payload["input_shape"]))
 
 
 def preprocess(image_source: Any, dataset: str, options: dict[str, Any] | None = None) -> torch.Tensor:
@@ -70,14 +76,22 @@ def preprocess(image_source: Any, dataset: str, options: dict[str, Any] | None =
 
 @torch.no_grad()
 def predict_tensor(loaded: LoadedModel, x: torch.Tensor) -> dict[str, dict[str, Any]]:
-    """Each task's prediction for one preprocessed input ``x``."""
+    """Each task's prediction for one preprocessed input ``x``.
+
+    Classification: probabilities at the run's fitted temperature (1 when
+    none was fitted), with the raw ``logits`` and the ``temperature`` so a
+    page can show other temperatures (``calibration.softmax``). Regression:
+    the value in original units, and its ``std`` when the loss predicts a
+    variance (gaussian_nll).
+    """
     device = next(loaded.model.parameters()).device
     outputs = loaded.model(x.unsqueeze(0).to(device))
     result: dict[str, dict[str, Any]] = {}
     for task, spec in loaded.tasks.items():
         out = outputs[task][0].float().cpu()
         if spec.kind == "classification":
-            probs = torch.softmax(out, dim=-1)
+            temperature = loaded.temperatures.get(task, 1.0)
+            probs = torch.softmax(out / temperature, dim=-1)
             names = list(spec.classes) or [str(i) for i in range(spec.num_classes)]
             best = int(probs.argmax())
             result[task] = {
@@ -85,10 +99,16 @@ def predict_tensor(loaded: LoadedModel, x: torch.Tensor) -> dict[str, dict[str, 
                 "class": names[best],
                 "probability": float(probs[best]),
                 "probabilities": {n: float(p) for n, p in zip(names, probs)},
+                "logits": [float(v) for v in out],
+                "temperature": temperature,
             }
         else:
             mean, std = loaded.target_stats.get(task, (0.0, 1.0))
-            result[task] = {"kind": "regression", "value": float(out[0]) * std + mean, "unit": spec.unit}
+            loss = make_loss(spec, loaded.config.loss)
+            result[task] = {"kind": "regression", "value": float(loss.point(out)) * std + mean, "unit": spec.unit}
+            log_var = loss.log_variance(out)
+            if log_var is not None:
+                result[task]["std"] = float(torch.exp(0.5 * log_var)) * std
     return result
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import datasets, doctor, download, predict, runs, study, train
+from . import datasets, doctor, download, export, predict, runs, study, train
 from .common import run_guarded
 
-COMMANDS = (datasets, download, train, predict, runs, study, doctor)
+COMMANDS = (datasets, download, train, predict, export, runs, study, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,13 +25,14 @@ __all__ = ["ARCHITECTURES", "MultiTaskModel", "build_model"]
 def build_model(config: "ExperimentConfig", tasks: "list[TaskSpec]", input_kind: str,
                 input_shape: tuple[int, ...]) -> MultiTaskModel:
     """The architecture ``config.model.arch`` for ``tasks`` and inputs of ``input_shape``."""
+    from ..losses import output_size  # here: losses import the data package, which models need not
     make_trunk = partial(
         build_trunk, config.model.trunk, input_kind, tuple(input_shape), config.model.width,
         config.reg.batchnorm, config.reg.dropout,
     )
     arch = ARCHITECTURES.get(config.model.arch)
     return arch(
-        {t.name: t.output_size for t in tasks},
+        {t.name: output_size(t, config.loss) for t in tasks},  # the loss says how many outputs a head needs
         make_trunk,
         input_shape=tuple(input_shape),
         num_experts=config.model.num_experts,

@@ -1,0 +1,110 @@
+""""Show the code": a run as a standalone, readable PyTorch script, and its data as a tensor file.
+
+``render_script(config, ...)`` fills ``script_template`` with the run's
+settings; ``export_dataset(config, path)`` writes the very splits the run
+trained, validated and was tested on (regression targets standardised, with
+their mean and std), so the script reproduces the run's metrics within seed
+noise with nothing but PyTorch.
+
+The generator covers what a student meets first: hard parameter sharing and
+single-task runs, with fixed loss weights (``static``, ``equal``), a CNN or
+an MLP trunk, every loss and optimiser the lab offers, and no early stopping.
+``script_problem`` says in one sentence why another run is not covered.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import ExperimentConfig
+from ..data import dataset_info, load_dataset
+from . import script_template as template
+
+__all__ = ["COVERED", "export_dataset", "render_script", "script_problem"]
+
+ARCHITECTURES = ("hard", "single")  # single is hard sharing with one head: the same forward
+METHODS = ("static", "equal")  # fixed weights: the script writes them down as numbers
+TRUNKS = {"cnn": template.CNN_TRUNK, "mlp": template.MLP_TRUNK}
+COVERED = ("hard sharing and single-task runs (model.arch hard or single) with static or equal loss "
+           "weights, a cnn or mlp trunk and no early stopping")
+
+
+def trunk_of(config: ExperimentConfig) -> str:
+    """The trunk the run really used (``auto``: a CNN for images, an MLP for vectors)."""
+    if config.model.trunk != "auto":
+        return config.model.trunk
+    return "cnn" if dataset_info(config.dataset.name).input_kind == "image" else "mlp"
+
+
+def script_problem(config: ExperimentConfig) -> str | None:
+    """None when the run can be written as a standalone script, else one sentence saying why not."""
+    if config.model.arch not in ARCHITECTURES:
+        return (f"The standalone script covers {COVERED}; this run uses model.arch={config.model.arch}, "
+                "which it does not write out.")
+    if config.weighting.method not in METHODS:
+        return (f"The standalone script covers {COVERED}; this run uses weighting.method="
+                f"{config.weighting.method}, which it does not write out.")
+    if trunk_of(config) not in TRUNKS:
+        return f"The standalone script covers {COVERED}; this run uses model.trunk={config.model.trunk}."
+    if config.train.patience:
+        return f"The standalone script covers {COVERED}; this run stops early (train.patience={config.train.patience})."
+    return None
+
+
+def loss_weights(config: ExperimentConfig) -> dict[str, float]:
+    """Each task's weight in the total loss, as the run's method set it up (sliders, or 1 under ``equal``)."""
+    from ..weighting import create_weighting
+
+    method = create_weighting(config.weighting.method, **config.weighting.options)
+    method.setup(list(config.tasks), dict(config.loss.weights), None)
+    return {t: float(method.user_weights[t]) for t in config.tasks}
+
+
+def render_script(config: ExperimentConfig, run: str = "", script_name: str = "train_run.py",
+                  data_name: str = "train_run_data.pt") -> str:
+    """The standalone script for ``config`` (raises ValueError with ``script_problem``'s sentence)."""
+    problem = script_problem(config)
+    if problem:
+        raise ValueError(problem)
+    info = dataset_info(config.dataset.name)
+    specs = {t: info.task(t) for t in config.tasks}
+    tasks = {t: {"kind": s.kind, "classes": s.num_classes} for t, s in specs.items()}
+    architecture = ("single-task: one trunk, one head" if config.model.arch == "single"
+                    else "hard parameter sharing: one trunk, one head per task")
+    o, r = config.optim, config.reg
+    values: dict[str, Any] = {
+        "tasks": repr(tasks), "weights": repr(loss_weights(config)), "regression": repr(config.loss.regression),
+        "label_smoothing": config.loss.label_smoothing, "focal_gamma": config.loss.focal_gamma,
+        "width": config.model.width, "batchnorm": r.batchnorm, "dropout": r.dropout,
+        "optimiser": repr(o.name), "lr": o.lr, "momentum": o.momentum, "weight_decay": r.weight_decay, "l1": r.l1,
+        "schedule": repr(o.schedule), "step_size": o.step_size, "gamma": o.gamma,
+        "epochs": config.train.epochs, "batch_size": config.train.batch_size, "seed": config.seed,
+    }
+    title = (f"{config.dataset.name}: {', '.join(config.tasks)} ({config.model.arch}, {o.name}, lr {o.lr:g}, "
+             f"{config.train.epochs} epochs) as a standalone PyTorch script.")
+    header = template.HEADER.substitute(title=title, run=run or "(unnamed)", script_name=script_name,
+                                        data_name=data_name, epochs=config.train.epochs, architecture=architecture)
+    return header + template.SETTINGS.substitute(values) + TRUNKS[trunk_of(config)] + template.BODY
+
+
+def dataset_tensors(config: ExperimentConfig) -> dict[str, Any]:
+    """The run's splits as plain tensors: what ``TrainingRun`` trains on (``train.max_samples`` applied)."""
+    data = load_dataset(config.dataset.name, seed=config.dataset.seed, **config.dataset.options)
+    train = data.train if not config.train.max_samples else data.train.subset(config.train.max_samples)
+    out: dict[str, Any] = {}
+    for name, split in (("train", train), ("val", data.val), ("test", data.test)):
+        split = split.select_tasks(config.tasks)
+        out[name] = {"x": split.x.contiguous().float(), "y": {t: v.contiguous() for t, v in split.y.items()}}
+    out["target_stats"] = {t: [float(v[0]), float(v[1])] for t, v in data.target_stats.items() if t in config.tasks}
+    out["tasks"] = {t: {"kind": data.tasks[t].kind, "classes": list(data.tasks[t].classes)} for t in config.tasks}
+    return out
+
+
+def export_dataset(config: ExperimentConfig, path: Path | str) -> Path:
+    """Write the run's data as a tensor file (``torch.load(path, weights_only=True)`` reads it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(dataset_tensors(config), path)
+    return path
