@@ -121,6 +121,9 @@ class ExperimentConfig:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise ConfigError(f"The configuration is not valid JSON: {error}.") from None
+        except RecursionError:  # "[[[[...]]]]" thousands deep: the parser gives up, so do we
+            raise ConfigError("The configuration is nested too deeply to read; a config.json is an object "
+                              "of sections a few levels deep.") from None
         if not isinstance(data, dict):
             raise ConfigError("The configuration must be a JSON object.")
         return cls.from_dict(data, strict=strict)
@@ -236,6 +239,8 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
             if low in ("0", "false", "no", "off"):
                 return False
             raise ValueError
+        if kind in (int, float) and isinstance(value, bool):
+            raise ValueError  # JSON's true is not 1 epoch
         if kind is int:
             number = float(value)
             if not number.is_integer():
@@ -251,7 +256,7 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
         if kind == tuple[str, ...]:
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(str(item).strip() for item in items if str(item).strip())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 as an int
         name = getattr(kind, "__name__", str(kind))
         raise ConfigError(f"Setting {key!r} must be {_article(name)} {name}, got {value!r}.") from None
     return value
@@ -324,6 +329,37 @@ TRUNKS = ("auto", "cnn", "mlp", "resnet18")
 PRECISIONS = ("auto", "float32", "bfloat16")  # train.precision; what each means: mtlcore/speed.py
 DIAGNOSTICS_COSINES = ("exact", "features")  # train.diagnostics_cosine; see mtlcore/diagnostics.py
 
+# Beyond these a value is a slip of the keyboard (or an attack), not an
+# experiment: each trained, overflowed and then "diverged" with a hint that
+# blamed the learning rate. Refused with the setting's name instead.
+MAX_LOSS_WEIGHT = 1000.0  # the sliders go to 5
+MAX_WEIGHT_DECAY = 1.0  # decay 1 pulls every weight to zero as fast as the data pushes it
+MAX_L1 = 1.0
+MAX_SOFT_LAMBDA = 1000.0  # the slider goes to 10
+MAX_FOCAL_GAMMA = 10.0  # Lin et al. 2017 try 0 to 5; at 10 only hopeless examples still count
+MAX_SEED = 2**32 - 1  # numpy's RandomState, which the datasets use, takes seeds below 2**32
+MAX_METHOD_OPTION = 1e6  # any number given to a weighting method (alpha, temperature, ...)
+
+# Allowed, but large enough to make training blow up: the divergence hint names them.
+RISKY = {"loss.weights": 10.0, "reg.weight_decay": 0.1, "reg.l1": 0.01, "reg.soft_lambda": 10.0,
+         "loss.focal_gamma": 5.0}
+
+
+def divergence_causes(config: ExperimentConfig) -> list[str]:
+    """The settings of ``config`` that are allowed but large enough to make
+    training diverge, as ``key=value`` texts (empty: blame the learning rate)."""
+    causes = [f"loss.weights.{t}={config.weight(t):g}" for t in config.tasks
+              if config.weight(t) > RISKY["loss.weights"]]
+    for key, value in (("reg.weight_decay", config.reg.weight_decay), ("reg.l1", config.reg.l1),
+                       ("reg.soft_lambda", config.reg.soft_lambda), ("loss.focal_gamma", config.loss.focal_gamma)):
+        if value > RISKY[key]:
+            causes.append(f"{key}={value:g}")
+    return causes
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 def validate(config: ExperimentConfig) -> ExperimentConfig:
     """Check ``config`` against the registries; raise ConfigError if impossible.
@@ -341,8 +377,13 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     if config.dataset.name not in DATASETS:
         fail(f"Unknown dataset {config.dataset.name!r} (dataset.name); choose one of: {', '.join(DATASETS.names())}.")
     info = DATASETS.get(config.dataset.name)
+    for key, value in config.dataset.options.items():
+        if _is_number(value) and not math.isfinite(value):
+            fail(f"dataset.{key} must be a finite number, got {value}.")
     try:
-        resolve_options(config.dataset.name, config.dataset.options)
+        options = resolve_options(config.dataset.name, config.dataset.options)
+        if info.footprint is not None:
+            info.footprint(**options)  # the dataset's own range checks, before a worker builds it
     except (ValueError, TypeError) as error:
         fail(str(error))
     valid_tasks = [t.name for t in info.tasks]
@@ -356,8 +397,8 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     for task, weight in config.loss.weights.items():
         if task not in valid_tasks:
             fail(f"loss.weights.{task} names a task that {info.name!r} does not have; its tasks are: {', '.join(valid_tasks)}.")
-        if not math.isfinite(weight) or weight < 0:
-            fail(f"loss.weights.{task} must be a number >= 0, got {weight}.")
+        if not math.isfinite(weight) or not 0 <= weight <= MAX_LOSS_WEIGHT:
+            fail(f"loss.weights.{task} must be a number from 0 to {MAX_LOSS_WEIGHT:g}, got {weight}.")
     if all(config.weight(t) == 0 for t in config.tasks):
         fail("All loss weights are zero (loss.weights); give at least one task a weight above 0.")
     if config.model.arch not in ARCHITECTURES:
@@ -403,6 +444,10 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         fail(f"train.log_every must be 1 or more, got {config.train.log_every}.")
     if config.reg.weight_decay < 0 or config.reg.l1 < 0 or config.reg.soft_lambda < 0:
         fail("reg.weight_decay, reg.l1 and reg.soft_lambda must be 0 or more.")
+    for key, value, top in (("reg.weight_decay", config.reg.weight_decay, MAX_WEIGHT_DECAY),
+                            ("reg.l1", config.reg.l1, MAX_L1), ("reg.soft_lambda", config.reg.soft_lambda, MAX_SOFT_LAMBDA)):
+        if value > top:
+            fail(f"{key} must be at most {top:g}, got {value:g}; useful values are far smaller (e.g. 0.0001).")
     if not 0 <= config.reg.dropout < 1:
         fail(f"reg.dropout must be in [0, 1), got {config.reg.dropout}.")
     if config.reg.soft_norm not in ("l1", "l2"):
@@ -411,15 +456,29 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         fail(f"Unknown regression loss {config.loss.regression!r} (loss.regression); choose one of: {', '.join(REGRESSION_LOSSES)}.")
     if not 0 <= config.loss.label_smoothing < 1:
         fail(f"loss.label_smoothing must be in [0, 1), got {config.loss.label_smoothing}.")
-    if config.loss.focal_gamma < 0:
-        fail(f"loss.focal_gamma must be 0 or more, got {config.loss.focal_gamma}.")
+    if not 0 <= config.loss.focal_gamma <= MAX_FOCAL_GAMMA:
+        fail(f"loss.focal_gamma must be from 0 to {MAX_FOCAL_GAMMA:g} (the focal-loss paper uses 0 to 5), "
+             f"got {config.loss.focal_gamma:g}.")
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", config.device):
         fail(f"Unknown device {config.device!r} (device); use auto, cpu, cuda, cuda:N or mps.")
-    if config.seed < 0:
-        fail(f"seed must be 0 or more, got {config.seed}.")
+    for key, seed in (("seed", config.seed), ("dataset.seed", config.dataset.seed)):
+        if not 0 <= seed <= MAX_SEED:
+            fail(f"{key} must be a whole number from 0 to {MAX_SEED}, got {seed}.")
+    for key, value in config.weighting.options.items():
+        if _is_number(value) and not (math.isfinite(value) and abs(value) <= MAX_METHOD_OPTION):
+            fail(f"weighting.{key} must be a finite number of at most {MAX_METHOD_OPTION:g} in size, got {value}.")
+    try:  # constructors store and check their options, nothing more (scikit-learn's rule)
+        WEIGHTINGS.get(config.weighting.method)(**config.weighting.options)
+    except (TypeError, ValueError) as error:
+        fail(f"The options of weighting.method={config.weighting.method} are not accepted: {error}")
     # Method/architecture pairs that make no sense are for the method to say.
     method = WEIGHTINGS.get(config.weighting.method)
     problem = method.incompatibility(config) if hasattr(method, "incompatibility") else None
     if problem:
         fail(problem)
+    from .budget import check_memory  # last: it builds the model on the meta device
+
+    too_big = check_memory(config)
+    if too_big:
+        fail(too_big)
     return config

@@ -27,7 +27,7 @@ import torch
 from torch.func import functional_call
 
 from .calibration import calibrate_run
-from .config import ExperimentConfig, validate
+from .config import ExperimentConfig, divergence_causes, validate
 from .data import MTLData, Split, TaskSpec, load_dataset
 from .devices import resolve_device
 from .diagnostics import Diagnostics
@@ -43,6 +43,23 @@ DIVERGED_MESSAGE = (
     "Training diverged: the loss of task {task!r} became {value} by step {step}. "
     "Try a lower learning rate (optim.lr, e.g. {lr:g})."
 )
+
+
+def diverged_message(config: ExperimentConfig, task: str, value: float, step: int) -> str:
+    """Why a run diverged, in one sentence that names the likely cause.
+
+    A setting far above its usual range (a loss weight of 500, a weight decay
+    of 0.5) is named first: lowering the learning rate would only hide it.
+    Otherwise the learning rate is the usual culprit.
+    """
+    causes = divergence_causes(config)
+    if not causes:
+        return DIVERGED_MESSAGE.format(task=task, value=value, step=step, lr=config.optim.lr / 10)
+    return (
+        f"Training diverged: the loss of task {task!r} became {value} by step {step}. The likely cause is "
+        f"{' and '.join(causes)}, far above the usual range; make {'it' if len(causes) == 1 else 'them'} "
+        f"smaller (or lower the learning rate, optim.lr={config.optim.lr:g})."
+    )
 
 
 class Callback:
@@ -294,7 +311,7 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
             bad = first_non_finite(values)
             if bad is not None:
                 status = "diverged"
-                message = DIVERGED_MESSAGE.format(task=bad[0], value=bad[1], step=run.step, lr=cfg.optim.lr / 10)
+                message = diverged_message(cfg, bad[0], bad[1], run.step)
                 break
             logs = {
                 "step": run.step,
@@ -314,7 +331,7 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
         bad = first_non_finite({t: v["loss"] for t, v in train_metrics.items()})
         if bad is not None:
             status = "diverged"
-            message = DIVERGED_MESSAGE.format(task=bad[0], value=bad[1], step=run.step, lr=cfg.optim.lr / 10)
+            message = diverged_message(cfg, bad[0], bad[1], run.step)
             break
         val_metrics = run.evaluate("val")
         run.weighting.end_epoch(epoch, {t: v["loss"] for t, v in train_metrics.items()})

@@ -80,8 +80,8 @@ from .calibration import calibrate_run
 from .config import ExperimentConfig, validate
 from .data import Split, load_dataset
 from .devices import resolve_device
-from .engine import (DIVERGED_MESSAGE, EVAL_BATCH, Callback, FitResult, TrainingRun, first_non_finite, fit,
-                     make_optimizer, make_scheduler)
+from .engine import (EVAL_BATCH, Callback, FitResult, TrainingRun, first_non_finite, fit,
+                     diverged_message, make_optimizer, make_scheduler)
 from .losses import packs as loss_packs
 from .metrics import score_from_losses
 from .models import MultiTaskModel, build_model
@@ -636,8 +636,7 @@ def _log_step(packed: PackedRuns, members: list[Member], losses: torch.Tensor, w
         loss = {t: values[k][packed.tasks.index(t)] for t in run.config.tasks}
         bad = first_non_finite(loss)
         if bad is not None:
-            _stop(packed, members, m, "diverged", DIVERGED_MESSAGE.format(
-                task=bad[0], value=bad[1], step=run.step, lr=run.config.optim.lr / 10))
+            _stop(packed, members, m, "diverged", diverged_message(run.config, bad[0], bad[1], run.step))
             continue
         if not m.callbacks:
             continue  # checked for divergence; no one to tell
@@ -730,8 +729,7 @@ def _end_epoch(packed: PackedRuns, members: list[Member], meters: StackedMeters,
         train_metrics = train[k]
         bad = first_non_finite({t: v["loss"] for t, v in train_metrics.items()})
         if bad is not None:
-            _stop(packed, members, m, "diverged", DIVERGED_MESSAGE.format(
-                task=bad[0], value=bad[1], step=run.step, lr=run.config.optim.lr / 10))
+            _stop(packed, members, m, "diverged", diverged_message(run.config, bad[0], bad[1], run.step))
             continue
         run.weighting.end_epoch(epoch, {t: v["loss"] for t, v in train_metrics.items()})
         logs = {"epoch": epoch, "step": run.step, "lr": packed.optimizer.param_groups[0]["lr"],

@@ -21,14 +21,33 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is about 1 KB; a megabyte is not a config
+
+
+def read_config_text(path: Path) -> str:
+    """The text of the config file at ``path``, or one sentence saying why it cannot be read."""
+    if not path.is_file():
+        raise CommandError(f"Config file {path} does not exist.")
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise CommandError(f"Config file {path} cannot be read ({error.strerror or error}).") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise CommandError(f"Config file {path} is larger than {MAX_CONFIG_BYTES // 2**20} MB; "
+                           "give a config.json as MTL Lab writes it.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise CommandError(f"Config file {path} is not UTF-8 text (byte {error.start} is {data[error.start]:#04x}); "
+                           "give a config.json as MTL Lab writes it.") from None
+
+
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """The config given by ``--config`` and ``--set`` (not yet validated)."""
     config = ExperimentConfig()
     if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise CommandError(f"Config file {path} does not exist.")
-        config = ExperimentConfig.from_json(path.read_text())
+        config = ExperimentConfig.from_json(read_config_text(Path(args.config)))
     for text in args.assignments:
         key, value = parse_assignment(text)
         config = set_key(config, key, value)

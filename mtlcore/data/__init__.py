@@ -90,7 +90,7 @@ def resolve_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]
                 value = int(float(value))
             elif isinstance(default, float):
                 value = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
             kind = "a whole number" if isinstance(default, int) else "a number"
             raise ValueError(f"Option dataset.{key} of {name!r} must be {kind} (default {default}), got {value!r}.") from None
         resolved[key] = value

@@ -143,6 +143,11 @@ class DatasetInfo:
     # The tasks a page preselects when there are many to choose from (CelebA
     # has 40 attributes); empty means all of them.
     default_tasks: tuple[str, ...] = ()
+    # footprint(**options) -> (number of samples, shape of one input): what
+    # ``build`` would hold, known without building, so that a config's memory
+    # is checked before training (mtlcore/budget.py). It raises ValueError
+    # for an option out of range. None: not known.
+    footprint: Callable[..., tuple[int, tuple[int, ...]]] | None = None
 
     def unavailable_reason(self) -> str | None:
         """None when the dataset can be loaded now, else why not and what to do."""

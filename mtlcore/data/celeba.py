@@ -139,6 +139,12 @@ def download(progress: Progress | None = None) -> None:
     guarded_download("CelebA", unavailable, fetch, progress)
 
 
+def footprint(max_images: int = 5000, image_size: int = 32) -> tuple[int, tuple[int, ...]]:
+    """(samples, input shape) that ``build`` would make; checks the options first."""
+    check_options(max_images, image_size)
+    return max_images, (3, image_size, image_size)
+
+
 def preprocess(img: Image.Image, image_size: int = 32, **_options) -> torch.Tensor:
     """A user's photo of a face as one input (3 x S x S in [-1, 1]), as the training faces."""
     check_options(5000, image_size)
@@ -154,6 +160,7 @@ INFO = DATASETS.register("celeba")(
         ),
         tasks=TASKS,
         build=build,
+        footprint=footprint,
         options={"max_images": 5000, "image_size": 32},
         option_help={
             "max_images": "Number of faces used (80/10/10 from the official train/valid/test partitions).",

@@ -141,6 +141,12 @@ def download(progress: Progress | None = None) -> None:
     guarded_download("CIFAR-10", unavailable, fetch, progress)
 
 
+def footprint(n_samples: int = 10_000) -> tuple[int, tuple[int, ...]]:
+    """(samples, input shape) that ``build`` would make; checks the options first."""
+    check_options(n_samples)
+    return n_samples, (3, SIZE, SIZE)
+
+
 def preprocess(img: Image.Image, **_options) -> torch.Tensor:
     """A user's photo as one input (3 x 32 x 32 in [-1, 1]): shorter side to 32, centre crop."""
     return picture_transform(SIZE)(to_rgb_on_white(img)).clamp(-1.0, 1.0)
@@ -155,6 +161,7 @@ INFO = DATASETS.register("cifar10")(
         ),
         tasks=TASKS,
         build=build,
+        footprint=footprint,
         options={"n_samples": 10_000},
         option_help={"n_samples": "Number of photos used, split 70/15/15 into train, validation and test (up to 60000)."},
         input_kind="image",

@@ -157,6 +157,13 @@ def ink_levels(square_ink: np.ndarray, cells: int, min_fraction: float) -> np.nd
     return bitmap.reshape(cells, BLOCK, cells, BLOCK).sum(axis=(1, 3)).astype(np.float32)
 
 
+def footprint(n_samples: int = 0) -> tuple[int, tuple[int, ...]]:
+    """(samples, input shape) that ``build`` would make; checks the options first."""
+    if n_samples and not 20 <= n_samples <= 1797:
+        raise ValueError(f"digits: n_samples must be 0 (all) or between 20 and 1797, got {n_samples}.")
+    return n_samples or 1797, (1, 8, 8)
+
+
 def preprocess(img: Image.Image, **_options) -> torch.Tensor:
     """A user's picture of one digit as one input (1 x 8 x 8, in [-1, 1]).
 
@@ -179,6 +186,7 @@ INFO = DATASETS.register("digits")(
         ),
         tasks=TASKS,
         build=build,
+        footprint=footprint,
         options={"n_samples": 0},
         option_help={"n_samples": "Number of images used, drawn at random from the 1797; 0 uses them all."},
         input_kind="image",

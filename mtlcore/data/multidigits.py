@@ -90,6 +90,12 @@ def build(seed: int = 0, n_samples: int = 3000, canvas: int = 14, max_shift: int
     return MTLData("multidigits", tasks, splits["train"], splits["val"], splits["test"], "image", {})
 
 
+def footprint(n_samples: int = 3000, canvas: int = 14, max_shift: int = 1) -> tuple[int, tuple[int, ...]]:
+    """(samples, input shape) that ``build`` would make; checks the options first."""
+    check_options(n_samples, canvas, max_shift)
+    return n_samples, (1, canvas, canvas)
+
+
 def preprocess(img: Image.Image, canvas: int = 14, max_shift: int = 1, **_options) -> torch.Tensor:
     """A user's picture of two digits as one input (1 x canvas x canvas).
 
@@ -117,6 +123,7 @@ INFO = DATASETS.register("multidigits")(
         ),
         tasks=TASKS,
         build=build,
+        footprint=footprint,
         options={"n_samples": 3000, "canvas": 14, "max_shift": 1},
         option_help={
             "n_samples": "Number of two-digit pictures generated, split 70/15/15 into train, validation and test.",

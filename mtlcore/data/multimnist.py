@@ -173,6 +173,12 @@ def download(name: str, progress: Progress | None = None) -> None:
     guarded_download(source.title, lambda: unavailable(source), fetch, progress)
 
 
+def footprint(name: str, n_samples: int = 10_000, image_size: int = 28, max_shift: int = 2) -> tuple[int, tuple[int, ...]]:
+    """(samples, input shape) that ``build`` would make; checks the options first."""
+    check_options(name, n_samples, image_size, max_shift)
+    return n_samples, (1, image_size, image_size)
+
+
 def preprocess(img: Image.Image, image_size: int = 28, **_other_options) -> torch.Tensor:
     """A user's picture of two items as one input (1 x S x S in [-1, 1]).
 
@@ -201,6 +207,7 @@ def register(source: Source) -> DatasetInfo:
             ),
             tasks=tasks_of(source),
             build=functools.partial(build, source.name),
+            footprint=functools.partial(footprint, source.name),
             options={"n_samples": 10_000, "image_size": 28, "max_shift": 2},
             option_help={
                 "n_samples": "Number of two-item pictures made, split 70/15/15 into train, validation and test.",

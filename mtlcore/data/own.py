@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..images import read_image, to_rgb_on_white
+from ..images import MAX_SIDE, read_image, to_rgb_on_white
 from .base import DATASETS, DatasetInfo, MTLData, Split, TaskSpec, split_indices, standardise_regression
 from .cache import cached_build
 from .folders import imported_root
@@ -93,7 +93,9 @@ def read_inputs(folder: Path, manifest: dict[str, Any], image_size: int):
         table = read_csv((folder / LABELS).read_bytes(), LABELS)
         transform = picture_transform(image_size)
         files = table.values(manifest["file_column"])
-        x = torch.stack([transform(to_rgb_on_white(read_image(folder / "images" / f))) for f in files])
+        # Shrunk as Predict shrinks a user's picture, so both see the same thing.
+        x = torch.stack([transform(to_rgb_on_white(read_image(folder / "images" / f, max_side=MAX_SIDE)))
+                         for f in files])
         return x.clamp_(-1.0, 1.0), table
     table = read_csv((folder / TABLE).read_bytes(), TABLE)
     return torch.from_numpy(feature_matrix(table, manifest["features"])), table
@@ -134,6 +136,14 @@ def build(folder: Path, seed: int = 0, image_size: int = 32) -> MTLData:
     return cached_build(manifest["name"], key, lambda: assemble(folder, seed, image_size))
 
 
+def footprint(manifest: dict[str, Any], image_size: int = 32) -> tuple[int, tuple[int, ...]]:
+    """(samples, input shape) that ``build`` would make, from the manifest alone."""
+    if manifest["kind"] != "images":
+        return int(manifest["rows"]), (len(manifest["features"]),)
+    check_image_size(image_size)
+    return int(manifest["rows"]), (3, image_size, image_size)
+
+
 def preprocess(img: Image.Image, image_size: int = 32, **_other_options) -> torch.Tensor:
     """A user's picture as one input (3 x S x S in [-1, 1]), exactly as the imported images."""
     check_image_size(image_size)
@@ -152,6 +162,7 @@ def info_from_folder(folder: Path) -> DatasetInfo:
         description=manifest.get("description") or "Your own data.",
         tasks=task_specs(manifest),
         build=functools.partial(build, folder),
+        footprint=functools.partial(footprint, manifest),
         # A table has no options: a dict of options the user cannot change
         # would only clutter the pages.
         options={"image_size": size} if images else {},

@@ -263,6 +263,12 @@ def build(seed: int = 0, image_size: int = 32, n_samples: int = 3000, label_nois
     return MTLData("shapes", tasks, splits["train"], splits["val"], splits["test"], "image", stats)
 
 
+def footprint(image_size: int = 32, n_samples: int = 3000, label_noise: float = 0.0) -> tuple[int, tuple[int, ...]]:
+    """(samples, input shape) that ``build`` would make; checks the options first."""
+    check_options(image_size, n_samples, label_noise)
+    return n_samples, (3, image_size, image_size)
+
+
 def preprocess(img: Image.Image, image_size: int = 32, **_other_options) -> torch.Tensor:
     """A user's picture as one input (3 x S x S, in [-1, 1]) of this dataset.
 
@@ -299,6 +305,7 @@ INFO = DATASETS.register("shapes")(
         ),
         tasks=TASKS,
         build=build,
+        footprint=footprint,
         options={"image_size": 32, "n_samples": 3000, "label_noise": 0.0},
         option_help={
             "image_size": f"Width and height of each image in pixels ({MIN_SIZE} to {MAX_SIZE}).",

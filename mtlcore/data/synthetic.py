@@ -39,6 +39,9 @@ PARAMETER_STD = 0.1  # alpha_i, beta_i ~ N(0, 0.01): variance 0.01
 NOISE_STD = 0.1  # noise ~ N(0, 0.01)
 
 
+MAX_SCALE = 1000.0  # targets grow with the scale; beyond this only overflow is taught
+
+
 def check_options(n_samples: int, dim: int, correlation: float, scale: float, n_sines: int) -> None:
     """Raise one clear ValueError for an option outside its accepted range."""
     if not -1.0 <= correlation <= 1.0:
@@ -47,8 +50,8 @@ def check_options(n_samples: int, dim: int, correlation: float, scale: float, n_
         raise ValueError(f"synthetic: dim must be between 2 and 10000 (two orthogonal directions are needed), got {dim}.")
     if not 20 <= n_samples <= 1_000_000:
         raise ValueError(f"synthetic: n_samples must be between 20 and 1000000, got {n_samples}.")
-    if not scale > 0:
-        raise ValueError(f"synthetic: scale must be positive, got {scale}.")
+    if not 0 < scale <= MAX_SCALE:  # also refuses inf and nan
+        raise ValueError(f"synthetic: scale must be above 0 and at most {MAX_SCALE}, got {scale}.")
     if not 0 <= n_sines <= 1000:
         raise ValueError(f"synthetic: n_sines must be between 0 and 1000, got {n_sines}.")
 
@@ -97,6 +100,13 @@ def build(
     return MTLData("synthetic", tasks, splits["train"], splits["val"], splits["test"], "vector", stats)
 
 
+def footprint(n_samples: int = 4000, dim: int = 100, correlation: float = 0.5, scale: float = 1.0,
+              n_sines: int = 10) -> tuple[int, tuple[int, ...]]:
+    """(samples, input shape) that ``build`` would make; checks the options first."""
+    check_options(n_samples, dim, correlation, scale, n_sines)
+    return n_samples, (dim,)
+
+
 INFO = DATASETS.register("synthetic")(
     DatasetInfo(
         name="synthetic",
@@ -106,6 +116,7 @@ INFO = DATASETS.register("synthetic")(
         ),
         tasks=TASKS,
         build=build,
+        footprint=footprint,
         options={"n_samples": 4000, "dim": 100, "correlation": 0.5, "scale": 1.0, "n_sines": 10},
         option_help={
             "n_samples": "Number of examples generated, split 70/15/15 into train, validation and test.",
