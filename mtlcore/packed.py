@@ -54,8 +54,7 @@ synthetic data's correlation, say, as long as the splits keep their sizes
 and the inputs their shape) and the weighting method, which must only
 weight losses (a ``LossWeighting`` whose objective is the plain weighted
 sum: static, equal, dwa, rlw; not uncertainty, which learns its weights);
-no early stopping, no diagnostics, no architecture penalty, and losses
-with one output per regression task (``losses.packs``: not gaussian_nll).
+no early stopping, no diagnostics, no architecture penalty.
 ``pack_groups`` groups them, only where stacking pays
 (``speed.stacking_pays``: not for CNNs on a CPU, where a stacked, grouped
 convolution is slower than N plain ones).
@@ -76,13 +75,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .calibration import calibrate_run
 from .config import ExperimentConfig, validate
 from .data import Split, load_dataset
 from .devices import resolve_device
-from .engine import (EVAL_BATCH, Callback, FitResult, TrainingRun, first_non_finite, fit,
-                     diverged_message, make_optimizer, make_scheduler)
-from .losses import packs as loss_packs
+from .engine import (DIVERGED_MESSAGE, EVAL_BATCH, Callback, FitResult, TrainingRun, first_non_finite, fit,
+                     make_optimizer, make_scheduler)
 from .metrics import score_from_losses
 from .models import MultiTaskModel, build_model
 from .speed import stacking_pays
@@ -117,8 +114,8 @@ def pack_key(config: ExperimentConfig) -> str | None:
     method = WEIGHTINGS.get(config.weighting.method)
     arch = ARCHITECTURES.get(config.model.arch)
     if (config.train.patience or config.train.diagnostics_every or not issubclass(method, LossWeighting)
-            or method.objective is not LossWeighting.objective or arch.penalty is not MultiTaskModel.penalty
-            or not loss_packs(config.loss)):  # e.g. gaussian_nll: two outputs per regression task
+            or method.objective is not LossWeighting.objective or method.wants_losses_after_step
+            or arch.penalty is not MultiTaskModel.penalty):
         return None
     neutral = replace(config, seed=0, tasks=(), loss=replace(config.loss, weights={}),
                       dataset=replace(config.dataset, seed=0, options={}),
@@ -356,6 +353,7 @@ class Member:
     message: str = ""
     best_score: float = math.inf
     best_epoch: int = 0
+    result: FitResult | None = None  # set when it ends (a stopped member's at once)
 
 
 class PackedRuns:
@@ -372,6 +370,7 @@ class PackedRuns:
     """
 
     def __init__(self, runs: list[TrainingRun], datasets: list, device: torch.device):
+        self.started = time.perf_counter()  # for each member's "seconds"
         self.runs = runs
         self.device = device
         first = runs[0].config
@@ -491,6 +490,21 @@ class PackedRuns:
             for name, b in model.named_buffers():
                 b.copy_(self.buffers[name][k])
 
+    def restore(self, k: int) -> None:
+        """Copy member k's own model back into its slice: the reverse of ``write_back``.
+
+        A member that has stopped gets zero gradients, yet the optimiser
+        would still move its slice (Adam's momentum, weight decay) and its
+        rows would still update BatchNorm's running averages; restoring it
+        after every step keeps it frozen at the model it saved.
+        """
+        model = self.runs[k].model
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                self.params[name][k].copy_(p)
+            for name, b in model.named_buffers():
+                self.buffers[name][k].copy_(b)
+
 
 def _stacked_states(template: MultiTaskModel, runs: list[TrainingRun]) -> dict[str, torch.Tensor]:
     """Every parameter and buffer of the template: the members' own, stacked (N x ...).
@@ -532,6 +546,7 @@ def fit_packed(configs: Sequence[ExperimentConfig], callbacks: Sequence[Sequence
     datasets = [_data_of(c) for c in configs]
     runs = [TrainingRun(c, d, device) for c, d in zip(configs, datasets)]
     packed = PackedRuns(runs, datasets, device)
+    packed.started = started  # a member's "seconds" count from here, as fit's count from its start
     members = [Member(run, list(cbs)) for run, cbs in zip(runs, callbacks or [() for _ in configs])]
     for m in members:
         for cb in m.callbacks:
@@ -569,32 +584,40 @@ def fit_packed(configs: Sequence[ExperimentConfig], callbacks: Sequence[Sequence
             step += 1
             if step % cfg.log_every == 0:
                 _log_step(packed, members, losses, weights, epoch)
-        _end_epoch(packed, members, meters, epoch)
+        if any(m.status == "running" for m in members):
+            # Not when every member stopped before this epoch's first step: there is no epoch to close.
+            _end_epoch(packed, members, meters, epoch)
 
-    for k, m in enumerate(members):
-        if m.status == "running":
-            m.status = "finished"
-            packed.write_back(k)
-    evaluations = {name: _evaluate(packed, name) for name in ("val", "test")}
-    out = []
-    seconds = round(time.perf_counter() - started, 3)
-    for k, m in enumerate(members):
-        run = m.run
-        summary: dict[str, Any] = {
-            "status": m.status, "epochs": run.epoch, "steps": run.step, "best_epoch": m.best_epoch,
-            "device": str(run.device), "speed": run.speed.describe(), "seconds": seconds, "packed": len(members),
-            "tasks": {t: spec.as_dict() for t, spec in run.specs.items()},
-        }
-        if m.status != "diverged":
-            summary["val"] = evaluations["val"][k]
-            summary["test"] = evaluations["test"][k]
-            calibrate_run(run, summary)  # each member's own model, as fit does
-        summary["message"] = m.message or {"finished": f"Finished {run.epoch} epochs ({run.step} steps)."}.get(m.status, "")
-        result = FitResult(m.status, summary["message"], summary, run)
-        for cb in m.callbacks:
-            cb.on_fit_end(run, result)
-        out.append(result)
-    return out
+    finishing = [k for k, m in enumerate(members) if m.status == "running"]
+    for k in finishing:
+        members[k].status = "finished"
+        packed.write_back(k)
+    if finishing:
+        evaluations = {name: _evaluate(packed, name) for name in ("val", "test")}
+        for k in finishing:
+            _report_end(packed, members[k], {name: evaluations[name][k] for name in evaluations})
+    return [m.result for m in members]
+
+
+def _report_end(packed: PackedRuns, member: Member, evaluation: dict[str, Any] | None) -> None:
+    """Member's FitResult, as ``fit`` would give it, handed to its callbacks' ``on_fit_end``.
+
+    ``evaluation``: its {"val": ..., "test": ...} metrics (None when it diverged).
+    """
+    run = member.run
+    seconds = round(time.perf_counter() - packed.started, 3)
+    summary: dict[str, Any] = {
+        "status": member.status, "epochs": run.epoch, "steps": run.step, "best_epoch": member.best_epoch,
+        "device": str(run.device), "speed": run.speed.describe(), "seconds": seconds, "packed": len(packed.runs),
+        "tasks": {t: spec.as_dict() for t, spec in run.specs.items()},
+    }
+    if evaluation is not None:
+        summary.update(evaluation)
+    summary["message"] = member.message or {"finished": f"Finished {run.epoch} epochs ({run.step} steps)."}.get(
+        member.status, "")
+    member.result = FitResult(member.status, summary["message"], summary, run)
+    for cb in member.callbacks:
+        cb.on_fit_end(run, member.result)
 
 
 def _train_step(packed: PackedRuns, members: list[Member], x, y):
@@ -623,6 +646,9 @@ def _train_step(packed: PackedRuns, members: list[Member], x, y):
     total = (torch.tensor(scale, device=losses.device) * losses).sum() + packed.l1()
     total.backward()
     packed.optimizer.step()
+    for k, m in enumerate(members):
+        if m.status not in ("running", "diverged"):
+            packed.restore(k)  # the optimiser moved it on zero gradients: put it back
     return losses, outputs, weights
 
 
@@ -636,7 +662,8 @@ def _log_step(packed: PackedRuns, members: list[Member], losses: torch.Tensor, w
         loss = {t: values[k][packed.tasks.index(t)] for t in run.config.tasks}
         bad = first_non_finite(loss)
         if bad is not None:
-            _stop(packed, members, m, "diverged", diverged_message(run.config, bad[0], bad[1], run.step))
+            _stop(packed, members, m, "diverged", DIVERGED_MESSAGE.format(
+                task=bad[0], value=bad[1], step=run.step, lr=run.config.optim.lr / 10))
             continue
         if not m.callbacks:
             continue  # checked for divergence; no one to tell
@@ -647,10 +674,20 @@ def _log_step(packed: PackedRuns, members: list[Member], losses: torch.Tensor, w
 
 
 def _stop(packed: PackedRuns, members: list[Member], member: Member, status: str, message: str) -> None:
-    """Member ends here: its weights are frozen into its own model."""
+    """Member ends here: its weights are frozen into its own model, and its result is reported now.
+
+    Its metrics are those of the model it saves (its own model, evaluated
+    alone), and its callbacks hear of its end at once rather than when the
+    whole group ends: a worker then has its result even if the group fails
+    or is shut down later. From here on ``_train_step`` keeps its slice of
+    the stacked model frozen.
+    """
     member.status, member.message = status, message
+    evaluation = None
     if status != "diverged":
         packed.write_back(members.index(member))
+        evaluation = {name: member.run.evaluate(name) for name in ("val", "test")}
+    _report_end(packed, member, evaluation)
 
 
 @torch.no_grad()
@@ -729,7 +766,8 @@ def _end_epoch(packed: PackedRuns, members: list[Member], meters: StackedMeters,
         train_metrics = train[k]
         bad = first_non_finite({t: v["loss"] for t, v in train_metrics.items()})
         if bad is not None:
-            _stop(packed, members, m, "diverged", diverged_message(run.config, bad[0], bad[1], run.step))
+            _stop(packed, members, m, "diverged", DIVERGED_MESSAGE.format(
+                task=bad[0], value=bad[1], step=run.step, lr=run.config.optim.lr / 10))
             continue
         run.weighting.end_epoch(epoch, {t: v["loss"] for t, v in train_metrics.items()})
         logs = {"epoch": epoch, "step": run.step, "lr": packed.optimizer.param_groups[0]["lr"],

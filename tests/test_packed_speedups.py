@@ -129,3 +129,47 @@ def test_vmapped_cross_stitch_members_still_learn_what_they_learn_alone():
     configs = [config(**{"model.arch": "cross_stitch", "seed": seed}) for seed in (0, 1)]
     assert pack_groups(configs, force=True) == [[0, 1]]
     assert_same_results(fit_packed(configs), [fit(c) for c in configs])
+
+
+# ----- a member that stops while the others train on --------------------------------------
+
+class StopAt:
+    """Stops its member before step ``step`` of the pack (as a cancel does)."""
+
+    def __init__(self, step: int):
+        self.step = step
+        self.run = None
+
+    def on_fit_start(self, run):
+        self.run = run
+
+    def on_step_end(self, run, logs): ...
+
+    def on_epoch_end(self, run, logs): ...
+
+    def on_fit_end(self, run, result): ...
+
+    def should_stop(self):
+        return self.run.step >= self.step
+
+
+def test_a_stopped_member_stays_frozen_and_reports_the_metrics_of_the_model_it_saved():
+    # Adam (the default) with weight decay: its momentum and the decay would move a stopped member on zero gradients.
+    configs = [config(**{"model.arch": "hard", "seed": seed, "train.epochs": 3, "reg.weight_decay": 0.01})
+               for seed in range(3)]
+    stopped, *others = fit_packed(configs, [[StopAt(5)], [], []])
+    assert stopped.status == "cancelled" and stopped.summary["steps"] == 5
+    assert all(r.status == "finished" and r.summary["steps"] > 5 for r in others)
+    saved = stopped.run  # its model is what its checkpoint holds
+    for split in ("val", "test"):
+        for task, metrics in saved.evaluate(split).items():
+            assert stopped.summary[split][task] == pytest.approx(metrics, rel=1e-6), (split, task)
+
+
+def test_members_that_all_stop_before_an_epochs_first_step_still_each_get_a_result():
+    configs = [config(**{"model.arch": "hard", "seed": seed}) for seed in range(2)]
+    steps_per_epoch = fit_packed(configs)[0].run.steps_per_epoch()
+    results = fit_packed(configs, [[StopAt(steps_per_epoch)], [StopAt(steps_per_epoch)]])
+    assert [r.status for r in results] == ["cancelled", "cancelled"]
+    assert all(r.summary["steps"] == steps_per_epoch and set(r.summary["test"]) == {"task_a", "task_b"}
+               for r in results)

@@ -111,6 +111,89 @@ def test_famo_weights_are_c_z_over_l_and_follow_the_slower_task():
     assert z[1] > 0.5 > z[0]
 
 
+# ----- the audit against the papers and the authors' code -------------------------
+
+def test_uncertainty_gives_each_task_the_papers_form_for_its_kind():
+    # Kendall et al. 2018: 1/sigma^2 L for classification, 1/(2 sigma^2) L for regression; s = 0 at the start.
+    run = make_run("uncertainty")  # shape and color classify, size regresses
+    x, y = batch(run)
+    _, _, weights = run.train_step(x, y)
+    assert weights == pytest.approx({"shape": 1.0, "color": 1.0, "size": 0.5})
+    libmtl = make_run("uncertainty", **{"weighting.form": "libmtl"})  # LibMTL's: the regression form for all
+    _, _, weights = libmtl.train_step(x, y)
+    assert weights == pytest.approx({"shape": 0.5, "color": 0.5, "size": 0.5})
+
+
+@pytest.mark.parametrize("form, sigma2_classification", [("paper", 4.0), ("libmtl", 2.0)])
+def test_uncertainty_learns_sigma_squared_l_for_regression_and_2l_for_classification(form, sigma2_classification):
+    uw = create_weighting("uncertainty", form=form)
+    uw.setup(["label", "value"], {}, tiny_model(), kinds={"label": "classification", "value": "regression"})
+    optimizer = torch.optim.SGD(uw.parameters(), lr=0.5)
+    losses = {"label": torch.tensor(2.0), "value": torch.tensor(2.0)}  # a fixed L = 2 for both
+    for _ in range(300):
+        optimizer.zero_grad()
+        uw.objective(losses, uw.weights(losses), torch.zeros(())).backward()
+        optimizer.step()
+    sigma2 = uw.log_variance.detach().exp().tolist()
+    assert sigma2 == pytest.approx([sigma2_classification, 2.0], rel=1e-3)
+    # Either way the weight at the optimum is 1 / (2 L).
+    assert [float(w.detach()) for w in uw.weights(losses).values()] == pytest.approx([0.25, 0.25], rel=1e-3)
+
+
+def test_an_unknown_uncertainty_form_is_one_clear_sentence():
+    with pytest.raises(ConfigError, match="form must be one of paper, libmtl, got 'kendall'"):
+        validate(config("uncertainty", **{"weighting.form": "kendall"}))
+
+
+def test_gradnorm_balances_the_last_layer_of_every_expert_and_of_every_column():
+    from mtlcore.weighting.gradnorm import gradnorm_layer
+
+    mmoe = make_run("gradnorm", "mmoe", **{"model.num_experts": 3}).model
+    layer = {id(p) for p in gradnorm_layer(mmoe, "last")}
+    assert all(layer & {id(p) for p in expert.parameters()} for expert in mmoe.experts)
+    stitch = make_run("gradnorm", "cross_stitch").model
+    layer = {id(p) for p in gradnorm_layer(stitch, "last")}
+    assert all(layer & {id(p) for p in column.parameters()} for column in stitch.columns.values())
+    assert not layer & {id(p) for p in stitch.stitches.parameters()}  # not the T x T mixing units
+
+
+def test_famo_defaults_are_the_authors():
+    famo = create_weighting("famo")
+    assert (famo.lr, famo.weight_decay, famo.max_norm) == (0.025, 0.001, 1.0)
+
+
+def test_famo_moves_its_logits_by_the_same_batchs_loss_decrease_right_after_the_step():
+    run = make_run("famo")
+    x, y = batch(run)
+    _, before, _ = run.train_step(x, y)
+    after = run.losses_after_step(x, y)  # the same batch at the updated parameters
+    delta = torch.stack([before[t].detach().log() - after[t].log() for t in TASKS])
+    # From xi = 0, Adam's first step is lr * sign(gradient); the gradient J_softmax^T delta = (delta - mean) / T.
+    expected = -0.025 * torch.sign(delta - delta.mean())
+    assert run.weighting.logits.detach().tolist() == pytest.approx(expected.tolist(), abs=1e-4)
+
+
+def test_famo_clips_the_shared_parameters_gradient_to_max_norm():
+    run = make_run("famo", **{"weighting.max_norm": 0.01})
+    x, y = batch(run)
+    run.train_step(x, y)
+    norm = torch.cat([p.grad.flatten() for p in run.model.shared_parameters() if p.grad is not None]).norm()
+    assert float(norm) == pytest.approx(0.01, rel=1e-3)
+
+
+def test_rlw_weights_are_t_times_the_softmax_of_standard_normal_draws():
+    rlw = create_weighting("rlw")
+    rlw.setup(["a", "b", "c"], {}, tiny_model())
+    torch.manual_seed(3)
+    drawn = rlw.weights({})
+    torch.manual_seed(3)
+    expected = 3 * torch.softmax(torch.randn(3), dim=0)  # Lin et al. 2022: softmax of N(0, I), times T here
+    assert list(drawn.values()) == pytest.approx(expected.tolist())
+    torch.manual_seed(0)
+    mean = torch.stack([torch.tensor(list(rlw.weights({}).values())) for _ in range(2000)]).mean(0)
+    assert mean.tolist() == pytest.approx([1.0, 1.0, 1.0], abs=0.05)  # on average equal weighting's 1
+
+
 # ----- one backward pass for all task gradients -----------------------------------
 
 def test_batched_jacobian_equals_one_backward_per_task():

@@ -124,6 +124,62 @@ def test_a_cancelled_member_ends_at_once_and_a_shutdown_interrupts_the_rest(runn
     assert store.get_run(group[0].id).summary["status"] == "cancelled"
 
 
+class _Trigger:
+    """A callback whose ``should_stop`` runs ``act`` (and never stops its member itself)."""
+
+    def __init__(self, act=None, at_epoch_end=None):
+        self.act, self.at_epoch_end = act, at_epoch_end
+
+    def on_fit_start(self, run): ...
+
+    def on_step_end(self, run, logs): ...
+
+    def on_epoch_end(self, run, logs):
+        if self.at_epoch_end is not None:
+            self.at_epoch_end()
+
+    def on_fit_end(self, run, result): ...
+
+    def should_stop(self):
+        if self.act is not None:
+            self.act()
+        return False
+
+
+def test_a_cancel_then_a_shutdown_in_the_same_step_still_stores_every_members_summary(runner, monkeypatch):
+    # The cancelled member's summary used to be lost when every member stopped on an epoch's first step.
+    from mtlcore.runs import callback as callback_module
+
+    monkeypatch.setattr(callback_module, "CANCEL_CHECK_EVERY", 0.0)  # the cancel is seen on the next step
+    store = runner.store
+    for seed in range(3):
+        runner.submit(mlp_config(seed=seed), owner=f"p{seed}")
+    group = claimed_group(store, f"{host_name()}:{os.getpid()}")
+    shutdown = threading.Event()
+    first = group[0].id
+
+    def shut_down_once_cancelled():
+        if store.get_run(first).state == "cancelled":
+            shutdown.set()  # what SIGTERM does, in the very step that saw the cancel
+
+    real_fit_many = worker_module.fit_many
+
+    def fit_many_with_triggers(configs, callbacks, device=None):
+        # Member 0 is cancelled at the end of epoch 1, so it stops on epoch 2's first step, and the
+        # others see the shutdown in that same step: every member stops before the epoch's first step.
+        callbacks = [[_Trigger(at_epoch_end=lambda: store.cancel_run(first)), *callbacks[0]],
+                     *[[_Trigger(act=shut_down_once_cancelled), *cbs] for cbs in callbacks[1:]]]
+        return real_fit_many(configs, callbacks, device=device)
+
+    monkeypatch.setattr(worker_module, "fit_many", fit_many_with_triggers)
+    states = train_group(store, group, shutdown)
+    assert states == ["cancelled", "interrupted", "interrupted"]
+    for record in group:
+        summary = store.get_run(record.id).summary
+        assert summary["status"] == "cancelled" and set(summary["test"]) == {"task_a", "task_b"}
+    assert store.get_run(first).message.startswith("Cancelled at step")
+
+
 def test_when_a_packed_group_fails_its_members_are_trained_one_by_one(runner, monkeypatch):
     def broken_fit_many(configs, callbacks=None, device=None):
         raise RuntimeError("the stacked model did not fit in memory")

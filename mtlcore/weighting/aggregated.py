@@ -59,8 +59,8 @@ class AggregatedGradient(Weighting):
         """The torchjd aggregator for a Jacobian of ``n_tasks`` rows."""
         raise NotImplementedError
 
-    def setup(self, tasks, user_weights, model):
-        super().setup(tasks, user_weights, model)
+    def setup(self, tasks, user_weights, model, kinds=None):
+        super().setup(tasks, user_weights, model, kinds)
         self.active = [t for t in self.tasks if self.user_weights[t] > 0]
         self.aggregator = self.make_aggregator(len(self.active))
         self.shared_ids = {id(p) for p in model.shared_parameters()}

@@ -8,8 +8,9 @@ Two families share one interface, ``Weighting``:
 * gradient combination: compute each task's gradient on the shared
   parameters and combine them (MGDA, PCGrad, UPGrad, ... via torchjd).
 
-The engine only ever calls ``setup``, ``backward``, ``end_epoch``,
-``parameters`` and ``state_dict``; it never asks which method it holds.
+The engine only ever calls ``setup``, ``backward``, ``after_step`` (when
+the method ``wants_losses_after_step``), ``end_epoch``, ``parameters`` and
+``state_dict``; it never asks which method it holds.
 """
 from __future__ import annotations
 
@@ -36,21 +37,31 @@ class Weighting:
     #: True when the method works on the gradients of shared parameters, so
     #: it needs an architecture that has some (not soft sharing) and 2+ tasks.
     needs_shared_parameters: ClassVar[bool] = False
+    #: True when the method wants the batch's losses again after the update
+    #: (``after_step``): the engine then pays one more forward pass per step.
+    wants_losses_after_step: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         self.options = options
         self.tasks: list[str] = []
         self.user_weights: dict[str, float] = {}
+        self.kinds: dict[str, str] = {}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}({args})"
 
     # ----- lifecycle -----------------------------------------------------
-    def setup(self, tasks: list[str], user_weights: dict[str, float], model: torch.nn.Module) -> None:
-        """Called once before training: the tasks, their slider weights, the model."""
+    def setup(self, tasks: list[str], user_weights: dict[str, float], model: torch.nn.Module,
+              kinds: dict[str, str] | None = None) -> None:
+        """Called once before training: the tasks, their slider weights, the model, each task's kind.
+
+        ``kinds`` maps a task to ``classification`` or ``regression`` (the
+        engine passes them; None: every task counts as regression).
+        """
         self.tasks = list(tasks)
         self.user_weights = {t: float(user_weights.get(t, 1.0)) for t in tasks}
+        self.kinds = {t: (kinds or {}).get(t, "regression") for t in tasks}
 
     def parameters(self) -> list[torch.Tensor]:
         """Learnable parameters of the method itself (optimised with the model)."""
@@ -69,6 +80,10 @@ class Weighting:
         effective weight of each task, for logging.
         """
         raise NotImplementedError
+
+    def after_step(self, losses: dict[str, torch.Tensor]) -> None:
+        """Called after the optimiser's step, when ``wants_losses_after_step``, with the same
+        batch's losses at the updated parameters (no graph)."""
 
     def end_epoch(self, epoch: int, train_losses: dict[str, float]) -> None:
         """Called after each epoch with its mean training loss per task."""

@@ -42,8 +42,8 @@ class DynamicWeightAverage(LossWeighting):
         self.history: list[dict[str, float]] = []  # mean training loss per task, one dict per epoch
         self.current: dict[str, float] = {}
 
-    def setup(self, tasks, user_weights, model):
-        super().setup(tasks, user_weights, model)
+    def setup(self, tasks, user_weights, model, kinds=None):
+        super().setup(tasks, user_weights, model, kinds)
         self.history = []
         self.current = {t: 1.0 for t in self.tasks}
 

@@ -1,9 +1,8 @@
-"""FAMO: Fast Adaptive Multitask Optimization (Liu, Liu, Jin, Stone & Liu, NeurIPS 2023).
+"""FAMO: Fast Adaptive Multitask Optimization (Liu, Feng, Stone & Liu, NeurIPS 2023).
 
 FAMO aims to decrease every task's loss at the same *relative* rate, using
-only loss values (no per-task gradients, so it costs what static weights
-cost). With task weights z = softmax(xi) over learned logits xi, the model
-follows
+only loss values (no per-task gradients). With task weights z = softmax(xi)
+over learned logits xi, the model follows
 
     total = c * sum_t z_t * log(L_t + eps),   c = 1 / sum_t (z_t / (L_t + eps))   (c held constant)
 
@@ -15,11 +14,27 @@ fell,
     delta_t = log L_t(before) - log L_t(after),    xi <- Adam step along  J_softmax(xi)^T delta
 
 so a task whose loss fell more than the others gets less weight next time.
-The paper recomputes the losses on the same batch after the step, which
-costs a second forward pass; like LibMTL we use the next step's losses
-instead (a different batch: noisier, but free). The logits have their own
-Adam (lr 0.025 and weight decay 0.001, as in the paper), separate from the
-model's optimiser. The sliders u_t multiply each task's term.
+
+What follows the authors' code (github.com/Cranial-XIX/FAMO: ``famo.py`` and
+``methods/weight_methods.py``; LibMTL's ``FAMO`` is the same):
+
+* L(after) is the loss on the *same batch* after the update, one extra
+  forward pass without gradients (the engine runs it for a method that
+  ``wants_losses_after_step``, on copies of the BatchNorm statistics so
+  that they are not updated twice). Where no one calls ``after_step`` (the
+  toy problem, whose losses have no batches) the next step's losses are
+  used instead, which there is the same number.
+* eps = 1e-8 and losses measured from 0 (the authors' ``min_losses`` is 0
+  in every experiment but their toy): FAMO needs losses above 0.
+* The logits have their own Adam, lr 0.025 (``w_lr``), with weight decay
+  gamma = 0.001: the paper's Algorithm 2 and LibMTL use 1e-3, as do the
+  authors' runs on NYUv2, CelebA and QM9 (``run.sh``; 0.01 on Cityscapes
+  and in ``famo.py``; 1e-5 is an unused default in ``weight_methods.py``).
+* The shared parameters' gradient is clipped to norm ``max_norm`` = 1.0
+  after the backward pass, as ``famo.py`` and their trainers do (0 turns
+  it off). Other methods here are not clipped: compare with that in mind.
+
+The sliders u_t multiply each task's term.
 """
 from __future__ import annotations
 
@@ -36,23 +51,26 @@ class FAMO(Weighting):
     """total = c * sum_t z_t log L_t, z = softmax(xi); xi follows the log-loss decreases."""
 
     summary = "Balances how fast each task's loss falls, from loss values alone (Liu et al. 2023)."
+    wants_losses_after_step = True
 
-    def __init__(self, *, lr: float = 0.025, weight_decay: float = 0.001):
-        super().__init__(lr=lr, weight_decay=weight_decay)
+    def __init__(self, *, lr: float = 0.025, weight_decay: float = 0.001, max_norm: float = 1.0):
+        super().__init__(lr=lr, weight_decay=weight_decay, max_norm=max_norm)
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
-        if self.lr < 0 or self.weight_decay < 0:
-            raise ValueError(f"lr and weight_decay must be 0 or more, got {lr} and {weight_decay}.")
+        self.max_norm = float(max_norm)
+        if self.lr < 0 or self.weight_decay < 0 or self.max_norm < 0:
+            raise ValueError(f"lr, weight_decay and max_norm must be 0 or more, got {lr}, {weight_decay} and {max_norm}.")
         self.logits: torch.Tensor | None = None  # made by setup
         self.logit_optimizer: torch.optim.Optimizer | None = None
-        self.previous_losses: torch.Tensor | None = None
+        self.previous_losses: torch.Tensor | None = None  # L(before) of the last step, until its L(after) is known
 
-    def setup(self, tasks, user_weights, model):
-        super().setup(tasks, user_weights, model)
+    def setup(self, tasks, user_weights, model, kinds=None):
+        super().setup(tasks, user_weights, model, kinds)
         device = next(model.parameters()).device
         self.logits = torch.zeros(len(self.tasks), device=device, requires_grad=True)
         self.logit_optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=self.weight_decay)
         self.previous_losses = None
+        self.shared = [p for p in getattr(model, "shared_parameters", lambda: [])() if p.requires_grad]
 
     def update_logits(self, before: torch.Tensor, after: torch.Tensor) -> None:
         """One Adam step on the logits along J_softmax^T delta."""
@@ -65,18 +83,29 @@ class FAMO(Weighting):
     def backward(self, losses, model, extra, gradients=None):
         task_losses = torch.stack([losses[t] for t in self.tasks])
         current = task_losses.detach()
-        if self.previous_losses is not None:
+        if self.previous_losses is not None:  # no after_step since the last step: the next step's losses stand in
             self.update_logits(self.previous_losses, current)
         self.previous_losses = current
         z = torch.softmax(self.logits, dim=0).detach()
         c = 1.0 / (z / (current + EPS)).sum()
         u = torch.tensor([self.user_weights[t] for t in self.tasks], device=current.device)
+
         def objective(losses):
             return c * (u * z * torch.log(torch.stack([losses[t] for t in self.tasks]) + EPS)).sum()
 
         backward_objective(objective, losses, extra, gradients)
+        if self.max_norm > 0 and self.shared:
+            torch.nn.utils.clip_grad_norm_(self.shared, self.max_norm)
         effective = u * c * z / (current + EPS)
         return {t: float(effective[i]) for i, t in enumerate(self.tasks)}
+
+    def after_step(self, losses: dict[str, torch.Tensor]) -> None:
+        """The same batch's losses after the update: move the logits now (the authors' ``update``)."""
+        if self.previous_losses is None:
+            return
+        after = torch.stack([losses[t] for t in self.tasks]).detach()
+        self.update_logits(self.previous_losses, after)
+        self.previous_losses = None
 
     def state_dict(self):
         return {

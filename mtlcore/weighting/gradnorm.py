@@ -75,8 +75,8 @@ class GradNorm(Weighting):
         self.task_weights: torch.nn.Parameter | None = None  # made by setup
         self.initial_losses: torch.Tensor | None = None  # L_t(0), from the first step
 
-    def setup(self, tasks, user_weights, model):
-        super().setup(tasks, user_weights, model)
+    def setup(self, tasks, user_weights, model, kinds=None):
+        super().setup(tasks, user_weights, model, kinds)
         device = next(model.parameters()).device
         self.task_weights = torch.nn.Parameter(torch.ones(len(self.tasks), device=device))
         self.initial_losses = None

@@ -5,10 +5,20 @@ Learning." At every step, draw fresh random weights
 
     lambda ~ N(0, I_T),    w = T * softmax(lambda)
 
-so the weights are positive and sum to T (the number of tasks). The paper's
-point: many elaborate methods do no better than this, so it is the litmus
-test any weighting method should beat. Random weights also help escape
-poor local minima, much as the noise of SGD does.
+so the weights are positive and their mean is 1. The paper's point: many
+elaborate methods do no better than this, so it is the litmus test any
+weighting method should beat. Random weights also help escape poor local
+minima, much as the noise of SGD does.
+
+The normalisation. The paper (and LibMTL's ``RLW``) use softmax(lambda),
+weights summing to 1, and compare it with equal weighting at 1/T per task:
+the same total weight, so that the two differ only by the randomness. Here
+equal weighting gives every task 1 (the sliders' scale, as LibMTL's ``EW``
+code does, whatever its docstring says), so RLW is scaled by T to keep that
+comparison: with LibMTL's pair, under SGD, RLW also takes steps T times
+smaller than EW, which mixes a learning-rate change into the comparison.
+(Under Adam the factor hardly matters: Adam divides it out.) The standard
+normal is the paper's default distribution, and softmax its normalisation.
 """
 from __future__ import annotations
 

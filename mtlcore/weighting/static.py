@@ -23,8 +23,8 @@ class EqualWeighting(LossWeighting):
 
     summary = "Every task counts the same (ignores the sliders)."
 
-    def setup(self, tasks, user_weights, model):
-        super().setup(tasks, {t: 1.0 for t in tasks}, model)
+    def setup(self, tasks, user_weights, model, kinds=None):
+        super().setup(tasks, {t: 1.0 for t in tasks}, model, kinds)
 
     def weights(self, losses):
         return {t: 1.0 for t in self.tasks}
