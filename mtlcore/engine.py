@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from torch.func import functional_call
 
-from .config import ExperimentConfig, validate
+from .calibration import calibrate_run
+from .config import ExperimentConfig, divergence_causes, validate
 from .data import MTLData, Split, TaskSpec, load_dataset
 from .devices import resolve_device
 from .diagnostics import Diagnostics, copied_buffers
@@ -42,6 +43,23 @@ DIVERGED_MESSAGE = (
     "Training diverged: the loss of task {task!r} became {value} by step {step}. "
     "Try a lower learning rate (optim.lr, e.g. {lr:g})."
 )
+
+
+def diverged_message(config: ExperimentConfig, task: str, value: float, step: int) -> str:
+    """Why a run diverged, in one sentence that names the likely cause.
+
+    A setting far above its usual range (a loss weight of 500, a weight decay
+    of 0.5) is named first: lowering the learning rate would only hide it.
+    Otherwise the learning rate is the usual culprit.
+    """
+    causes = divergence_causes(config)
+    if not causes:
+        return DIVERGED_MESSAGE.format(task=task, value=value, step=step, lr=config.optim.lr / 10)
+    return (
+        f"Training diverged: the loss of task {task!r} became {value} by step {step}. The likely cause is "
+        f"{' and '.join(causes)}, far above the usual range; make {'it' if len(causes) == 1 else 'them'} "
+        f"smaller (or lower the learning rate, optim.lr={config.optim.lr:g})."
+    )
 
 
 class Callback:
@@ -129,6 +147,8 @@ class TrainingRun:
         self.step = 0
         self.epoch = 0
         self.kept_epoch: int | None = None  # set when early stopping restores an earlier epoch
+        # Softmax temperatures fitted on the validation split after training (mtlcore.calibration).
+        self.temperatures: dict[str, float] = {}
 
     @classmethod
     def create(cls, config: ExperimentConfig, device: torch.device | str | None = None) -> "TrainingRun":
@@ -219,11 +239,12 @@ class TrainingRun:
 
     def new_meters(self) -> dict[str, TaskMeter]:
         """One ``TaskMeter`` per task (packed training fills them with its own sums)."""
-        return {t: TaskMeter(spec, self.target_stats.get(t, (0.0, 1.0))[1]) for t, spec in self.specs.items()}
+        return {t: TaskMeter(spec, self.target_stats.get(t, (0.0, 1.0))[1], self.loss_fns[t])
+                for t, spec in self.specs.items()}
 
     def new_split_meter(self) -> SplitMeter:
         """Running sums for every task at once, for one pass through a split."""
-        return SplitMeter(self.specs, {t: stats[1] for t, stats in self.target_stats.items()})
+        return SplitMeter(self.specs, {t: stats[1] for t, stats in self.target_stats.items()}, self.loss_fns)
 
     @torch.no_grad()
     def evaluate(self, split_name: str) -> dict[str, dict[str, float]]:
@@ -249,6 +270,7 @@ class TrainingRun:
             "input_shape": list(self.input_shape),
             "epoch": self.kept_epoch or self.epoch,
             "step": self.step,
+            "temperatures": dict(self.temperatures),
         }
 
 
@@ -302,7 +324,7 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
             bad = first_non_finite(values)
             if bad is not None:
                 status = "diverged"
-                message = DIVERGED_MESSAGE.format(task=bad[0], value=bad[1], step=run.step, lr=cfg.optim.lr / 10)
+                message = diverged_message(cfg, bad[0], bad[1], run.step)
                 break
             logs = {
                 "step": run.step,
@@ -322,7 +344,7 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
         bad = first_non_finite({t: v["loss"] for t, v in train_metrics.items()})
         if bad is not None:
             status = "diverged"
-            message = DIVERGED_MESSAGE.format(task=bad[0], value=bad[1], step=run.step, lr=cfg.optim.lr / 10)
+            message = diverged_message(cfg, bad[0], bad[1], run.step)
             break
         val_metrics = run.evaluate("val")
         run.weighting.end_epoch(epoch, {t: v["loss"] for t, v in train_metrics.items()})
@@ -368,6 +390,7 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
     if status != "diverged":
         summary["val"] = run.evaluate("val")
         summary["test"] = run.evaluate("test")
+        calibrate_run(run, summary)  # temperatures on val, ECE before/after on test; into the checkpoint too
     summary["message"] = message or {"finished": f"Finished {run.epoch} epochs ({run.step} steps)."}.get(status, "")
     result = FitResult(status, summary["message"], summary, run)
     for cb in callbacks:

@@ -54,7 +54,8 @@ synthetic data's correlation, say, as long as the splits keep their sizes
 and the inputs their shape) and the weighting method, which must only
 weight losses (a ``LossWeighting`` whose objective is the plain weighted
 sum: static, equal, dwa, rlw; not uncertainty, which learns its weights);
-no early stopping, no diagnostics, no architecture penalty.
+no early stopping, no diagnostics, no architecture penalty, and losses
+with one output per regression task (``losses.packs``: not gaussian_nll).
 ``pack_groups`` groups them, only where stacking pays
 (``speed.stacking_pays``: not for CNNs on a CPU, where a stacked, grouped
 convolution is slower than N plain ones).
@@ -75,11 +76,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .calibration import calibrate_run
 from .config import ExperimentConfig, validate
 from .data import Split, load_dataset
 from .devices import resolve_device
-from .engine import (DIVERGED_MESSAGE, EVAL_BATCH, Callback, FitResult, TrainingRun, first_non_finite, fit,
-                     make_optimizer, make_scheduler)
+from .engine import (EVAL_BATCH, Callback, FitResult, TrainingRun, first_non_finite, fit,
+                     diverged_message, make_optimizer, make_scheduler)
+from .losses import packs as loss_packs
 from .metrics import score_from_losses
 from .models import MultiTaskModel, build_model
 from .speed import stacking_pays
@@ -115,7 +118,8 @@ def pack_key(config: ExperimentConfig) -> str | None:
     arch = ARCHITECTURES.get(config.model.arch)
     if (config.train.patience or config.train.diagnostics_every or not issubclass(method, LossWeighting)
             or method.objective is not LossWeighting.objective or method.wants_losses_after_step
-            or arch.penalty is not MultiTaskModel.penalty):
+            or arch.penalty is not MultiTaskModel.penalty
+            or not loss_packs(config.loss)):  # e.g. gaussian_nll: two outputs per regression task
         return None
     neutral = replace(config, seed=0, tasks=(), loss=replace(config.loss, weights={}),
                       dataset=replace(config.dataset, seed=0, options={}),
@@ -613,6 +617,7 @@ def _report_end(packed: PackedRuns, member: Member, evaluation: dict[str, Any] |
     }
     if evaluation is not None:
         summary.update(evaluation)
+        calibrate_run(run, summary)  # each member's own model, as fit does
     summary["message"] = member.message or {"finished": f"Finished {run.epoch} epochs ({run.step} steps)."}.get(
         member.status, "")
     member.result = FitResult(member.status, summary["message"], summary, run)
@@ -662,8 +667,7 @@ def _log_step(packed: PackedRuns, members: list[Member], losses: torch.Tensor, w
         loss = {t: values[k][packed.tasks.index(t)] for t in run.config.tasks}
         bad = first_non_finite(loss)
         if bad is not None:
-            _stop(packed, members, m, "diverged", DIVERGED_MESSAGE.format(
-                task=bad[0], value=bad[1], step=run.step, lr=run.config.optim.lr / 10))
+            _stop(packed, members, m, "diverged", diverged_message(run.config, bad[0], bad[1], run.step))
             continue
         if not m.callbacks:
             continue  # checked for divergence; no one to tell
@@ -766,8 +770,7 @@ def _end_epoch(packed: PackedRuns, members: list[Member], meters: StackedMeters,
         train_metrics = train[k]
         bad = first_non_finite({t: v["loss"] for t, v in train_metrics.items()})
         if bad is not None:
-            _stop(packed, members, m, "diverged", DIVERGED_MESSAGE.format(
-                task=bad[0], value=bad[1], step=run.step, lr=run.config.optim.lr / 10))
+            _stop(packed, members, m, "diverged", diverged_message(run.config, bad[0], bad[1], run.step))
             continue
         run.weighting.end_epoch(epoch, {t: v["loss"] for t, v in train_metrics.items()})
         logs = {"epoch": epoch, "step": run.step, "lr": packed.optimizer.param_groups[0]["lr"],
