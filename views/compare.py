@@ -12,8 +12,10 @@ import streamlit as st
 
 from mtlcore import ConfigError
 from mtlcore.compare import (
-    CITATION, Baselines, baseline_config, compare_to_baselines, delta_m, results_table, rows_to_csv, task_scoring,
+    CITATION, Baselines, baseline_config, compare_to_baselines, missing_seed_configs, results_table, rows_to_csv,
+    seeded_values, task_scoring,
 )
+from mtlcore.verdicts import RULE, delta_m_verdict
 from mtlcore.runs import StoreError
 from ui.session import get_runner, get_store, owner, run_name
 
@@ -224,40 +226,41 @@ def versus_baselines(picked, all_runs) -> None:
         st.warning(f"This run is {run.state}: it has no test metrics until it finishes.")
 
     pending = {c.task: baselines.find(run.config, c.task, states=ACTIVE) for c in comparisons}
+    mtl_seeds, stl_seeds, higher = seeded_values(run, all_runs)
+    verdict = delta_m_verdict(mtl_seeds, stl_seeds, higher)
     rows = []
     for c in comparisons:
         text, helped = c.verdict
         if c.stl is None and pending[c.task] is not None:
             text = f"single-task baseline {pending[c.task].state} ({pending[c.task].id})"
-        mark = {True: "helped", False: "hurt", None: "same" if c.complete else "waiting"}[helped]
+        # One seed's difference is a direction, not a verdict: no red or green here (see verdicts.py).
+        mark = {True: "better", False: "worse", None: "same" if c.complete else "waiting"}[helped]
         row = c.row()
-        row["verdict"] = text
-        rows.append({"sharing": mark, **row})
+        row["verdict"] = text.replace("sharing helped", "multi-task better").replace(
+            "negative transfer", "multi-task worse") + (" (this seed)" if c.complete else "")
+        rows.append({"this seed": mark, **row})
         better = "higher" if c.higher_is_better else "lower"
-        if c.complete:
-            colour = {True: "green", False: "red", None: "gray"}[helped]
-            icon = {True: ":material/check_circle:", False: ":material/cancel:", None: ":material/remove:"}[helped]
-            st.markdown(
-                f"**{c.task}** ({c.metric}, {better} is better): multi-task **{c.mtl:.4g}** vs single-task "
-                f"**{c.stl:.4g}** → :{colour}[{icon} **{text}**]"
-            )
+        spreads = verdict.tasks.get(c.task, {})
+        if verdict.decided and spreads.get("mtl") and spreads.get("stl"):
+            st.markdown(f"**{c.task}** ({c.metric}, {better} is better) over {len(verdict.seeds)} seeds: "
+                        f"multi-task **{spreads['mtl']}** vs single-task **{spreads['stl']}** (mean ± std)")
+        elif c.complete:
+            st.markdown(f"**{c.task}** ({c.metric}, {better} is better): multi-task **{c.mtl:.4g}** vs "
+                        f"single-task **{c.stl:.4g}** :gray[({row['verdict']})]")
         else:
             st.markdown(f"**{c.task}** ({c.metric}, {better} is better): :gray[{text}]")
 
     complete = [c for c in comparisons if c.complete]
-    if len(complete) == len(comparisons):
-        try:
-            value = delta_m({c.task: c.mtl for c in comparisons}, {c.task: c.stl for c in comparisons},
-                            {c.task: c.higher_is_better for c in comparisons})
-        except ValueError as error:
-            st.error(f"Δm cannot be computed: {error}")
-        else:
-            show_delta_m(value, len(comparisons))
-    else:
+    if len(complete) < len(comparisons):
         missing = ", ".join(c.task for c in comparisons if not c.complete)
-        st.info(f"Δm needs a finished single-task baseline and a test result for every task; missing: {missing}.")
+        st.info(f"Δm needs a finished single-task baseline and a test result for every task; missing: {missing}."
+                + (" Below: the seeds of this experiment that have them." if verdict.per_seed else ""))
+    elif run.config.seed not in verdict.seeds:
+        st.error("Δm cannot be computed: a single-task value is 0.")
+    if verdict.per_seed:
+        show_verdict(verdict, len(comparisons))
 
-    table = pd.DataFrame(rows).style.map(mark_colour, subset=["sharing"])
+    table = pd.DataFrame(rows)
     st.dataframe(table, hide_index=True, key="compare_versus_table",
                  column_config={"multi-task": st.column_config.NumberColumn(format="%.4f"),
                                 "single-task": st.column_config.NumberColumn(format="%.4f"),
@@ -270,35 +273,55 @@ def versus_baselines(picked, all_runs) -> None:
     )
     missing_tasks = [c.task for c in comparisons if c.baseline_id is None and pending[c.task] is None]
     train_missing_baselines(run, missing_tasks)
+    add_seeds(run, all_runs, verdict)
 
 
-def mark_colour(mark: str) -> str:
-    """Green where sharing helped, red where it hurt (negative transfer)."""
-    colours = {"helped": "background-color: #c8e6c9; color: #1b5e20; font-weight: bold",
-               "hurt": "background-color: #ffcdd2; color: #b71c1c; font-weight: bold"}
-    return colours.get(mark, "")
-
-
-def show_delta_m(value: float, tasks: int) -> None:
-    helped = value < 0
+def show_verdict(verdict, tasks: int) -> None:
+    """Δm (mean over seeds) and the three-way verdict of ``mtlcore.verdicts``: one rule everywhere."""
+    dm = verdict.delta_m
+    seeds = len(verdict.seeds)
     st.metric(
-        "Δm (paper's sign: negative = multi-task better)", f"{value:+.2f} %",
+        "Δm (paper's sign: negative = multi-task better)" + (f", mean of {seeds} seeds" if seeds > 1 else ""),
+        f"{dm.mean:+.2f} %",
         help="Δm = (1/K) Σₖ (−1)^δₖ (M_multi,k − M_single,k) / M_single,k × 100, with δₖ = 1 when higher is "
              f"better (accuracy) and 0 when lower is better (MAE); K = {tasks} tasks. With this sign a NEGATIVE "
              f"Δm means the multi-task model is better on average. Source: {CITATION}",
     )
-    if value == 0:
-        st.markdown(":gray[**On average, training the tasks together made no difference.**]")
-    elif helped:
-        st.markdown(f":green[:material/check_circle: **On average over the {tasks} tasks, training them together "
-                    f"helped: their metrics are {abs(value):.2f}% better than training each task alone.**]")
-    else:
-        st.markdown(f":red[:material/cancel: **On average over the {tasks} tasks, training them together hurt "
-                    f"(negative transfer): their metrics are {abs(value):.2f}% worse than training each task "
-                    "alone.**]")
-    st.caption("One seed per run: differences of a few percent can be noise. Repeat with other seeds "
-               "before concluding. Δm as defined by Maninis et al. (CVPR 2019) and used in Nash-MTL "
-               "(Navon et al., ICML 2022).")
+    colour = {True: "green", False: "red", None: "gray"}[verdict.helped]
+    icon = {True: ":material/check_circle:", False: ":material/cancel:", None: ":material/remove:"}[verdict.helped]
+    st.markdown(f":{colour}[{icon} **{verdict.sentence()}**]")
+    st.caption(RULE)
+
+
+def add_seeds(run, all_runs, verdict) -> None:
+    """One click: queue the multi-task run and its baselines with more seeds, as one batch."""
+    count = st.number_input(
+        "Seeds wanted", min_value=2, max_value=10, value=max(3, min(10, len(verdict.seeds) + 2)), step=1,
+        key="compare_seed_count",
+        help="Seeds 0, 1, ... of this multi-task run and of each single-task baseline. Runs that exist already "
+             "(finished, queued or running) are not queued again.",
+    )
+    wanted = missing_seed_configs(run, all_runs, int(count))
+    clicked = st.button(
+        f"Add seeds: queue {len(wanted)} runs" if wanted else "Add seeds", key="compare_add_seeds",
+        disabled=not wanted, icon=":material/add:",
+        help="Queue the missing runs as one batch: small runs with the same settings train together as one "
+             "packed model, so more seeds cost little. The verdict updates as they finish.",
+    )
+    if not clicked:
+        return
+    label = run.label or run.id
+    try:
+        get_runner().submit_batch([c for c, _ in wanted], [f"{label} · {what}" for _, what in wanted], owner=owner())
+    except (ConfigError, StoreError) as error:  # QueueFullError is a StoreError
+        st.error(str(error))
+        return
+    st.success(f"Queued {len(wanted)} runs ({', '.join(what for _, what in wanted)}). The verdict updates as they "
+               "finish.")
+    try:
+        get_runner().ensure_workers()
+    except Exception as error:  # the runs stay queued; a later page load retries
+        st.warning(f"The runs are queued but no worker could be started now ({error}).")
 
 
 def train_missing_baselines(run, missing_tasks: list[str]) -> None:
