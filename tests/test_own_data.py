@@ -261,9 +261,15 @@ def test_the_data_page_lists_every_dataset_says_what_is_missing_and_deletes_impo
 
     from streamlit.testing.v1 import AppTest
 
-    import_images(write_folder(tmp_path / "pets"), "pets")
+    from mtlcore.owners import Owner, new_key
+
+    # Only whoever imported a dataset (this browser's key) or the teacher may delete it: import it as this browser.
+    key = new_key()
+    import_images(write_folder(tmp_path / "pets"), "pets", owner=Owner.from_key("anonymous", key))
     page = str(Path(__file__).resolve().parents[1] / "views" / "data.py")
-    at = AppTest.from_file(page, default_timeout=60).run()
+    at = AppTest.from_file(page, default_timeout=60)
+    at.session_state["owner_key"] = key
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     listed = at.dataframe[0].value
     assert {"shapes", "cifar10", "celeba", "pets"} <= set(listed["dataset"])

@@ -21,8 +21,10 @@ from mtlcore.data import list_datasets, own
 from mtlcore.data.download import DownloadError
 from mtlcore.data.folders import data_home
 from mtlcore.data.own_import import (
-    IGNORE, MAX_ARCHIVE_BYTES, DataImportError, delete_dataset, import_images, import_table, preview,
+    IGNORE, MAX_ARCHIVE_BYTES, DataImportError, dataset_owner, delete_dataset, import_images, import_table, preview,
 )
+from ui.safe_text import md, say
+from ui.session import owner
 from ui.machine_report import machine_report_expander
 
 SOURCES = {"embedded": "built in", "torchvision": "torchvision files", "imported": "your data"}
@@ -67,7 +69,7 @@ def download_section(infos) -> None:
                                                                                   text=message))
                 except DownloadError as error:
                     bar.empty()
-                    st.error(str(error))
+                    say("error", str(error))
                 else:
                     st.session_state["data_flash"] = f"{info.name} is ready; choose it on the Train page."
                     st.rerun()
@@ -107,17 +109,17 @@ def import_section() -> None:
     try:
         seen = preview(data)
     except DataImportError as error:
-        st.error(str(error))
+        say("error", str(error))  # it may quote a column name: user text
         return
     default_name = "".join(ch for ch in upload.name.rsplit(".", 1)[0].lower() if ch.isalnum() or ch in "-_")[:40]
     name = st.text_input("Name of the new dataset", value=default_name or "mydata", key="data_import_name")
 
     if seen.kind == "images":
-        st.caption(f"{seen.rows} images; the column **{seen.file_column}** names the files.")
+        st.caption(f"{seen.rows} images; the column **{md(seen.file_column)}** names the files.")
         kinds = kinds_editor(seen.columns, IMAGE_KINDS, lambda c: c.suggested, key="data_image_kinds")
         size = st.number_input("Resize the images to (pixels, square)", min_value=own.MIN_SIZE,
                                max_value=own.MAX_SIZE, value=32, step=8, key="data_image_size")
-        act = lambda: import_images(data, name, kinds=kinds, image_size=int(size))  # noqa: E731
+        act = lambda: import_images(data, name, kinds=kinds, image_size=int(size), owner=owner())  # noqa: E731
     else:
         st.caption(f"{seen.rows} rows; numeric columns are features unless you make them targets.")
         roles = kinds_editor(seen.columns, ROLES,
@@ -125,14 +127,14 @@ def import_section() -> None:
         targets = [c for c, role in roles.items() if role.endswith("target")]
         kinds = {c: ("ignore" if role == IGNORE else role.split()[0]) for c, role in roles.items()
                  if role != "feature"}
-        act = lambda: import_table(data, name, targets=targets, kinds=kinds)  # noqa: E731
+        act = lambda: import_table(data, name, targets=targets, kinds=kinds, owner=owner())  # noqa: E731
 
     if st.button("Import", type="primary", key="data_import"):
         with st.spinner("Checking every file..."):
             try:
                 act()
             except (DataImportError, ValueError) as error:
-                st.error(str(error))
+                say("error", str(error))
                 return
         # Shown after the rerun that lists the new dataset.
         st.session_state["data_flash"] = f"Imported {name!r}: it is listed above and can be chosen on the Train page."
@@ -143,16 +145,23 @@ def imported_section(infos) -> None:
     mine = [info for info in infos if info.source == "imported"]
     if not mine:
         return
-    st.subheader("Your imported datasets")
+    st.subheader("Imported datasets")
+    me = owner()
     for info in mine:
         left, right = st.columns([4, 1])
-        left.markdown(f"**{info.name}** -- {info.description} Tasks: {task_summary(info)}.")
+        who, key = dataset_owner(info.name)
+        # Names, descriptions and task names of imported data are user text: escaped, never Markdown.
+        left.markdown(f"**{md(info.name)}** -- {md(info.description)} Tasks: {md(task_summary(info))}. "
+                      f"Imported by {md(who)}.")
+        if not me.may_change(who, key):
+            left.caption(md(me.refusal("it", who, key, "delete")))
+            continue
         sure = right.checkbox("sure?", key=f"data_sure_{info.name}")
         if right.button("Delete", key=f"data_delete_{info.name}", disabled=not sure):
             try:
-                delete_dataset(info.name)
+                delete_dataset(info.name, by=me)
             except DataImportError as error:
-                st.error(str(error))
+                say("error", str(error))  # e.g. which queued or running runs still use it
             else:
                 st.rerun()
 
@@ -162,9 +171,9 @@ def page() -> None:
     st.caption(f"Dataset files live in the data folder `{data_home()}` (set MTL_HOME to use another).")
     flash = st.session_state.pop("data_flash", None)
     if flash:
-        st.success(flash)
+        say("success", flash)
     for problem in own.refresh():
-        st.warning(problem)
+        say("warning", problem)
     infos = list_datasets()
     overview(infos)
     download_section(infos)

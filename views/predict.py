@@ -19,6 +19,7 @@ from PIL import Image
 from mtlcore import dataset_info
 from mtlcore.images import ImageError
 from mtlcore.predict import CheckpointError, LoadedModel, load_model, predict_tensor, preprocess
+from ui.safe_text import md, plotly_text, say
 from ui.session import get_store, state_badge
 
 DISPLAY_SIZE = 256  # pixels of the "as the model sees it" picture: an 8x8 digit becomes 32x larger
@@ -156,8 +157,8 @@ def drawing(dataset: str) -> bytes | None:
 def probability_bars(task: str, probabilities: dict[str, float], best: str) -> go.Figure:
     names = list(probabilities)
     values = [probabilities[n] for n in names]
-    fig = go.Figure(go.Bar(
-        x=values, y=names, orientation="h", text=[f"{v:.0%}" for v in values], textposition="auto",
+    fig = go.Figure(go.Bar(  # class names come from imported CSVs: shown as typed, never as tags
+        x=values, y=[plotly_text(n) for n in names], orientation="h", text=[f"{v:.0%}" for v in values], textposition="auto",
         marker_color=["#2e7d32" if n == best else "#90a4ae" for n in names],
         hovertemplate="%{y}: %{x:.1%}<extra></extra>",
     ))
@@ -178,13 +179,14 @@ def show_predictions(result: Prediction, loaded: LoadedModel) -> None:
         for task, prediction in result.predictions.items():
             spec = loaded.tasks[task]
             if prediction["kind"] == "classification":
-                st.markdown(f"**{task}**: {prediction['class']} ({prediction['probability']:.0%} sure)",
-                            help=spec.description or None)
+                st.markdown(f"**{md(task)}**: {md(prediction['class'])} ({prediction['probability']:.0%} sure)",
+                            help=md(spec.description) if spec.description else None)
                 st.plotly_chart(probability_bars(task, prediction["probabilities"], prediction["class"]),
                                 key=f"predict_bars_{task}", config={"displayModeBar": False})
             else:
                 unit = f" {prediction['unit']}" if prediction.get("unit") else ""
-                st.metric(task, f"{prediction['value']:.2f}{unit}", help=spec.description or None)
+                st.metric(md(task), f"{prediction['value']:.2f}{unit}",
+                          help=md(spec.description) if spec.description else None)
     st.caption(f"Prediction took {result.milliseconds:.1f} ms (preprocessing and model, on the CPU).")
 
 
@@ -210,7 +212,7 @@ def page() -> None:
     try:
         loaded = cached_model(str(path), path.stat().st_mtime)
     except (CheckpointError, OSError) as error:
-        st.error(f"The model of run {run.id} cannot be loaded: {error}")
+        say("error", f"The model of run {run.id} cannot be loaded: {error}")
         return
     epochs = run.config.train.epochs
     note = f"epoch {loaded.epoch} of {epochs}"
@@ -225,7 +227,7 @@ def page() -> None:
     try:
         result = handle_image(data, loaded)
     except ImageError as error:
-        st.error(str(error))
+        say("error", str(error))
         return
     show_predictions(result, loaded)
 
