@@ -68,3 +68,10 @@ def run_guarded(func, args: argparse.Namespace) -> int:
         return fail(str(error))
     except KeyboardInterrupt:
         return fail("Interrupted.")
+    except Exception as error:
+        # The run store's errors are sentences for people too (a damaged or read-only store). Looked up,
+        # not imported: importing mtlcore.runs loads torch, which commands that never touch it should not pay.
+        store_errors = sys.modules.get(f"{__package__.rpartition('.')[0]}.runs.errors")
+        if store_errors is not None and isinstance(error, store_errors.StoreError):
+            return fail(str(error))
+        raise

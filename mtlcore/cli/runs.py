@@ -152,12 +152,22 @@ def list_runs(args) -> int:
     for state in args.state or []:
         if state not in STATES:
             raise CommandError(f"Unknown state {state!r}; choose one of: {', '.join(STATES)}.")
-    runs = _store(args).list_runs(owner=args.owner, states=args.state)
+    store = _store(args)
+    runs = store.list_runs(owner=args.owner, states=args.state)
     if args.json:
         print(json.dumps([run.as_dict() for run in runs], indent=2))
     else:
         print(format_table(runs))
+    _warn_of_damage(store)
     return 0
+
+
+def _warn_of_damage(store) -> None:
+    """Say on stderr when the store lost runs that their folders still hold (never forget them silently)."""
+    from ..runs.integrity import quick_check
+
+    for finding in quick_check(store):
+        print(f"warning: {finding.sentence}", file=sys.stderr)
 
 
 def format_table(runs) -> str:

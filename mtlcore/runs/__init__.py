@@ -4,10 +4,13 @@ In class, everyone's runs train in the background, in order, without
 freezing pages, and nothing is lost when a tab closes, a worker dies or the
 app restarts. One file per job:
 
-    home.py         where the data folder is (MTL_HOME, else ~/.mtl-lab)
+    home.py         where the data folder is (MTL_HOME, else ~/.mtl-lab), and its size on disk
     database.py     the SQLite file: tables, WAL mode, one connection per call
     record.py       RunRecord (one run's row), the run states, run ids
     store.py        RunStore: runs, metrics, workers; claiming; crash recovery
+    run_files.py    a run folder's copy of its row and metrics (to rebuild a lost row from)
+    integrity.py    check and repair: runs the database lost but their folders hold
+    pruning.py      prune: delete old ended runs, thin ended runs' per-step rows
     callback.py     StoreCallback: streams a training run's metrics into the store
     checkpoints.py  load_checkpoint (weights_only=True)
     worker.py       run_worker: the loop of a worker process
@@ -25,8 +28,8 @@ app restarts. One file per job:
 """
 from .callback import StoreCallback
 from .checkpoints import load_checkpoint
-from .errors import NotOwnerError, QueueFullError, StoreError
-from .home import default_home
+from .errors import ClaimLost, NotOwnerError, QueueFullError, StoreDamaged, StoreError, StoreUnwritable
+from .home import FolderSize, data_folder_size, default_home
 from .record import ACTIVE_STATES, FINAL_STATES, STATES, RunRecord
 from .runner import Runner
 from .store import RunStore
@@ -34,7 +37,9 @@ from .worker import run_worker
 
 __all__ = [
     "ACTIVE_STATES",
+    "ClaimLost",
     "FINAL_STATES",
+    "FolderSize",
     "NotOwnerError",
     "QueueFullError",
     "RunRecord",
@@ -42,7 +47,10 @@ __all__ = [
     "Runner",
     "STATES",
     "StoreCallback",
+    "StoreDamaged",
     "StoreError",
+    "StoreUnwritable",
+    "data_folder_size",
     "default_home",
     "load_checkpoint",
     "run_worker",

@@ -121,6 +121,8 @@ def check(home: Path | str | None = None) -> list[Finding]:
     problem = _database_problem(path, folders)
     if problem is not None:
         return [problem]
+    if not path.exists():
+        return []  # a data folder nobody has used yet
     conn = _open_for_reading(path)
     try:
         rows = {r["id"]: r for r in conn.execute("SELECT id, state, started_at, message FROM runs")}

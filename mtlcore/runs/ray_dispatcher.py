@@ -19,7 +19,11 @@ How runs end:
 - the task is killed (ray.cancel(force=True), its node dies): interrupted;
 - the connection to the cluster is lost: every run it held is interrupted,
   and the dispatcher exits (the runner starts a fresh one on the next page load);
-- the dispatcher is stopped (SIGTERM): it kills its tasks and marks them interrupted.
+- the dispatcher is stopped (SIGTERM): it kills its tasks and marks them interrupted;
+- the dispatcher was paused past the heartbeat timeout and its runs were marked
+  interrupted meanwhile: each write it makes for a run names the claim it was
+  given with the run, the store refuses the writes of a claim taken away
+  (ClaimLost), and the dispatcher stops that run's task and leaves it interrupted.
 
 ``ray`` is imported only in this module and ray_remote.py, and only when
 asked for: local workers never need it.
@@ -28,12 +32,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import ClaimLost
 from .processes import worker_name
 from .record import FAILED, INTERRUPTED, RunRecord
 from .store import HEARTBEAT_EVERY, RunStore
@@ -157,7 +163,7 @@ class RayDispatcher:
             gpus = self._gpus_for(record)
             if gpus is None:
                 self.store.finish_run(record.id, FAILED, "It asks for a GPU, and the Ray cluster has none; "
-                                      "choose device auto or cpu.")
+                                      "choose device auto or cpu.", claim=record.claim)
                 continue
             task = train_on_cluster.options(num_gpus=gpus).remote(record.id, record.config.to_json(), self.mailbox)
             self.held[record.id] = HeldRun(record, task)
@@ -166,8 +172,13 @@ class RayDispatcher:
         """Pass cancel requests on, write what the tasks sent, record the runs that ended; return how many."""
         import ray
 
-        for run_id, held in self.held.items():
-            if not held.stop_sent and self.store.cancel_requested(run_id):
+        for run_id, held in list(self.held.items()):
+            try:
+                stop = not held.stop_sent and self.store.cancel_requested(run_id, held.record.claim)
+            except ClaimLost as error:
+                self._drop(run_id, error)
+                continue
+            if stop:
                 self.mailbox.request_stop.remote(run_id)
                 held.stop_sent = True
         if not self.held:
@@ -177,42 +188,71 @@ class RayDispatcher:
         done, _ = ray.wait(tasks, num_returns=len(tasks), timeout=0)
         inbox = ray.get(self.mailbox.take.remote(list(self.held)), timeout=TAKE_TIMEOUT)
         for run_id, (messages, checkpoint) in inbox.items():
-            self._write(run_id, messages, checkpoint)
+            try:
+                self._write(run_id, messages, checkpoint)
+            except ClaimLost as error:
+                self._drop(run_id, error)
         done = set(done)  # ObjectRefs compare by the object they name
         ended = [run_id for run_id, held in self.held.items() if held.task in done]
         for run_id in ended:
-            self._finish(run_id, self.held.pop(run_id).task)
+            self._finish(run_id, self.held.pop(run_id))
         if ended:
             advance_studies(self.store)
         return len(ended)
 
     def _write(self, run_id: str, messages: list[tuple], checkpoint: bytes | None) -> None:
-        """Store what a task sent, as StoreCallback would have."""
+        """Store what a task sent, as StoreCallback would have, under our claim (ClaimLost if it was taken)."""
+        if run_id not in self.held:
+            return  # dropped meanwhile
+        claim = self.held[run_id].record.claim
         for message in messages:
             kind = message[0]
             if kind == "device":
-                self.store.set_device(run_id, message[1])
+                self.store.set_device(run_id, message[1], claim=claim)
                 self.store.run_dir(run_id).mkdir(parents=True, exist_ok=True)
             elif kind == "steps":
-                self.store.append_steps(run_id, message[1], message[2])
+                self.store.append_steps(run_id, message[1], message[2], claim=claim)
             elif kind == "epoch":
-                self.store.append_epoch(run_id, message[1])
+                self.store.append_epoch(run_id, message[1], claim=claim)
         if checkpoint is not None:
             path = self.store.checkpoint_path(run_id)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(path.suffix + ".tmp")
             tmp.write_bytes(checkpoint)
+            try:
+                self.store.check_claim(run_id, claim)
+            except ClaimLost:
+                tmp.unlink(missing_ok=True)
+                raise
             os.replace(tmp, path)  # atomic, like save_checkpoint: a reader never sees half a file
 
-    def _finish(self, run_id: str, task) -> None:
+    def _drop(self, run_id: str, error: ClaimLost) -> None:
+        """A held run was taken away from us (see ClaimLost): stop its task, leave the run as the store says."""
+        import ray
+
+        held = self.held.pop(run_id, None)
+        print(f"mtl ray dispatcher: {error}", file=sys.stderr, flush=True)
+        if held is None:
+            return
+        try:
+            self.mailbox.request_stop.remote(run_id)
+            ray.cancel(held.task, force=True)
+        except Exception:  # the cluster may be gone; the run is no longer ours either way
+            pass
+
+    def _finish(self, run_id: str, held: HeldRun) -> None:
         import ray
 
         try:
-            outcome = ray.get(task, timeout=TAKE_TIMEOUT)
+            outcome = ray.get(held.task, timeout=TAKE_TIMEOUT)
         except (ray.exceptions.RayError, ConnectionError):  # cancelled, worker killed, node died
-            self.store.finish_run(run_id, INTERRUPTED, KILLED_MESSAGE)
+            ending = (INTERRUPTED, KILLED_MESSAGE, None)
         else:
-            self.store.finish_run(run_id, outcome["state"], outcome["message"], outcome["summary"])
+            ending = (outcome["state"], outcome["message"], outcome["summary"])
+        try:
+            self.store.finish_run(run_id, *ending, claim=held.record.claim)
+        except ClaimLost as error:
+            print(f"mtl ray dispatcher: {error}", file=sys.stderr, flush=True)
         self.mailbox.forget.remote(run_id)
 
     def _end_all(self, message: str, kill: bool) -> None:
@@ -225,7 +265,10 @@ class RayDispatcher:
                     ray.cancel(held.task, force=True)
                 except Exception:  # the cluster may be gone already; the run is marked either way
                     pass
-            self.store.finish_run(run_id, INTERRUPTED, message)
+            try:
+                self.store.finish_run(run_id, INTERRUPTED, message, claim=held.record.claim)
+            except ClaimLost:
+                pass  # already ended by recovery: interrupted either way
             del self.held[run_id]
 
     # ----- the cluster and the store's bookkeeping --------------------------------------
@@ -253,5 +296,7 @@ class RayDispatcher:
         if time.monotonic() - self._beat_at < HEARTBEAT_EVERY:
             return
         self._beat_at = time.monotonic()
-        for run_id in list(self.held) or [None]:
-            self.store.heartbeat(self.name, run_id)
+        claims = {run_id: held.record.claim for run_id, held in self.held.items()}
+        for run_id in self.store.heartbeat(self.name, claims):  # taken away while we were silent
+            self._drop(run_id, ClaimLost(f"Run {run_id} was marked interrupted while this dispatcher was silent "
+                                         "(paused or asleep), so its Ray task is stopped and the run stays so."))

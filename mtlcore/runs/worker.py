@@ -307,24 +307,30 @@ class _Heartbeat(threading.Thread):
         # replaced, never changed in place, so the two threads need no lock.
         self.runs: dict[str, str | None] = {}
         self._stopped = threading.Event()
+        self._said = ""  # the last refusal logged, so that it is logged once
 
     def run(self) -> None:
-        said = ""
         while not self._stopped.wait(HEARTBEAT_EVERY):
-            runs = self.runs
-            try:
-                lost = self.store.heartbeat(self.worker, runs)
-            except StoreError as error:  # e.g. a read-only store: say it once, not every beat
-                if str(error) != said:
-                    _log(f"Heartbeat refused: {error}")
-                    said = str(error)
-                continue
-            except Exception:  # a busy database now and then is no reason to stop beating
-                traceback.print_exc()
-                continue
-            if lost and self.runs is runs:  # taken away while we were silent: stop beating for them
-                # (their callbacks see the same refusal at their next write and stop training)
-                self.runs = {run_id: claim for run_id, claim in runs.items() if run_id not in lost}
+            self.beat_once()
+
+    def beat_once(self) -> None:
+        """One beat; runs whose claim was taken away while we were silent are beaten for no more.
+
+        (Their callbacks meet the same refusal at their next write and stop training.)
+        """
+        runs = self.runs
+        try:
+            lost = self.store.heartbeat(self.worker, runs)
+        except StoreError as error:  # e.g. a read-only store: say it once, not every beat
+            if str(error) != self._said:
+                _log(f"Heartbeat refused: {error}")
+                self._said = str(error)
+            return
+        except Exception:  # a busy database now and then is no reason to stop beating
+            traceback.print_exc()
+            return
+        if lost and self.runs is runs:
+            self.runs = {run_id: claim for run_id, claim in runs.items() if run_id not in lost}
 
     def stop(self) -> None:
         self._stopped.set()
