@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import datasets, doctor, download, export, predict, runs, study, train
+from . import check, datasets, doctor, download, export, predict, prune, runs, study, train
 from .common import run_guarded
 
-COMMANDS = (datasets, download, train, predict, export, runs, study, doctor)
+COMMANDS = (datasets, download, train, predict, export, runs, study, doctor, check, prune)
 
 
 def build_parser() -> argparse.ArgumentParser:
