@@ -21,6 +21,7 @@ from mtlcore.runs import NotOwnerError, StoreError
 from mtlcore.studies import KIND_HELP, KINDS, StudyError, StudySpec, StudyStore, kind_defaults, plan
 from mtlcore.studies.figures import figures
 from mtlcore.studies.spec import DEFAULT_ARCHS, DEFAULT_CORRELATIONS, DEFAULT_METHODS, DEFAULT_SEEDS
+from mtlcore.verdicts import RULE as VERDICT_RULE
 from ui.safe_text import md, say
 from ui.session import ago, get_runner, get_store, owner, state_badge
 
@@ -197,6 +198,7 @@ def result_table(kind: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"correlation": row["correlation"], "architecture": row["arch"],
              "benefit % mean": r((row["benefit"] or {}).get("mean"), 2),
              "benefit % std": r((row["benefit"] or {}).get("std"), 2),
+             "verdict": (row.get("verdict") or {}).get("verdict", "-"),
              **{f"{t} gain %": r(g, 2) for t, g in row["gains"].items()}} for row in result["rows"]]
 
 
@@ -248,7 +250,11 @@ def study_panel(study_id: str, was_running: bool) -> None:
         if record.kind == "pairs" and result["affinity_note"]:
             st.caption(result["affinity_note"])
         if record.kind == "stl-vs-mtl":
+            if result.get("verdict"):
+                st.markdown(f"**Verdict:** {result['verdict']['sentence']}")
             st.caption(result["rule"])
+        if record.kind in ("stl-vs-mtl", "relatedness"):
+            st.caption(VERDICT_RULE)
         st.dataframe(result_table(record.kind, result), hide_index=True, key=f"{K}table_{study_id}")
     with st.expander(f"Member runs ({record.total})"):
         st.dataframe([{"run": m.label, "state": state_badge(m.state), "progress": f"{m.progress:.0%}",

@@ -12,6 +12,7 @@ from itertools import combinations
 from typing import Any, Sequence
 
 from ..compare import delta_m
+from ..verdicts import delta_m_verdict, verdict_of_values
 from .plans import arch_group, stl_group, subset_group
 from .results import Spread, affinity_matrix, clearly_different, gain, mean_std, pareto_front, transfer_matrix
 from .spec import StudySpec
@@ -109,7 +110,13 @@ def _stl_vs_mtl(spec: StudySpec, groups: list[str], table: _Table) -> dict[str, 
         })
     dm = _delta_m(table, tasks, {t: table.mean("mtl", t) for t in tasks},
                   {t: table.mean(stl_group(t), t) for t in tasks})
-    return {"tasks": rows, "delta_m": dm, "mean_gain": None if dm is None else -dm, "rule": CLEAR_RULE}
+    # The verdict: Delta_m per seed, seed s of the multi-task run against seed s of the baselines.
+    seeds = table.by_group.get("mtl", {})
+    verdict = delta_m_verdict({s: {t: table.value("mtl", s, t) for t in tasks} for s in seeds},
+                              {s: {t: table.value(stl_group(t), s, t) for t in tasks} for s in seeds},
+                              {t: table.higher[t] for t in tasks if t in table.higher})
+    return {"tasks": rows, "delta_m": dm, "mean_gain": None if dm is None else -dm, "rule": CLEAR_RULE,
+            "verdict": verdict.to_dict() if set(table.higher) >= set(tasks) else None}
 
 
 def _pairs(spec: StudySpec, groups: list[str], table: _Table) -> dict[str, Any]:
@@ -172,18 +179,20 @@ def _relatedness(spec: StudySpec, groups: list[str], table: _Table) -> dict[str,
         for arch in spec.archs:
             group = arch_group(arch, p)
             # Benefit per seed: seed s of the shared model against seed s of the baselines.
-            per_seed = []
+            per_seed, dm_per_seed = [], {}
             for seed in table.by_group.get(group, {}):
                 mtl = {t: table.value(group, seed, t) for t in tasks}
                 stl = {t: table.value(stl_group(t, p), seed, t) for t in tasks}
                 dm = _delta_m(table, tasks, mtl, stl)
                 if dm is not None:
                     per_seed.append(-dm)
+                    dm_per_seed[seed] = dm
             benefit = mean_std(per_seed)
             rows.append({
                 "correlation": p,
                 "arch": arch,
                 "benefit": _dict(benefit),
+                "verdict": verdict_of_values(dm_per_seed).to_dict(),
                 "gains": {t: gain(table.mean(group, t), table.mean(stl_group(t, p), t), table.higher.get(t, False))
                           for t in tasks},
                 "mtl": {t: _dict(table.spread(group, t)) for t in tasks},

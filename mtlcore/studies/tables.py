@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..verdicts import RULE
+
 
 def format_result(kind: str, result: dict[str, Any]) -> str:
     """The table ``python -m mtlcore study KIND`` prints."""
@@ -42,6 +44,8 @@ def _stl_vs_mtl(result: dict[str, Any]) -> str:
     if result["delta_m"] is not None:
         lines.append(f"Delta_m = {result['delta_m']:+.2f}% (paper sign: negative = multi-task better); "
                      f"mean gain {result['mean_gain']:+.2f}%.")
+    if result.get("verdict"):
+        lines.append(f"Verdict: {result['verdict']['sentence']}")
     lines.append(result["rule"])
     lines.append("gain % = change of the test metric, multi-task against single-task, positive = better.")
     return "\n".join(lines)
@@ -85,9 +89,11 @@ def _sweep(result: dict[str, Any]) -> str:
 
 def _relatedness(result: dict[str, Any]) -> str:
     tasks = [t["task"] for t in result["tasks"]]
-    rows = [("correlation", "arch", "benefit % (mean ± std)", *(f"{t} gain %" for t in tasks))]
+    rows = [("correlation", "arch", "benefit % (mean ± std)", "verdict", *(f"{t} gain %" for t in tasks))]
     for row in result["rows"]:
         b = row["benefit"]
         benefit = "-" if b is None else f"{b['mean']:+.2f} ± {b['std']:.2f}"
-        rows.append((f"{row['correlation']:g}", row["arch"], benefit, *(_number(row["gains"][t]) for t in tasks)))
-    return _grid(rows) + "\n" + result["benefit_rule"] + "."
+        verdict = (row.get("verdict") or {}).get("verdict", "-")
+        rows.append((f"{row['correlation']:g}", row["arch"], benefit, verdict,
+                     *(_number(row["gains"][t]) for t in tasks)))
+    return _grid(rows) + "\n" + result["benefit_rule"] + ".\n" + RULE
