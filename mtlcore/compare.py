@@ -3,18 +3,31 @@
 Does training tasks together help? For each task of a multi-task (MTL) run,
 compare its test metric with a single-task (STL) run of that task trained
 with the *same* settings, then summarise over tasks with Delta_m, the
-average relative change introduced by Maninis et al., "Attentive
-Single-Tasking of Multiple Tasks" (CVPR 2019) and used by Navon et al.,
-"Multi-Task Learning as a Bargaining Game" (Nash-MTL, ICML 2022):
+average relative change of every task's metric:
 
     Delta_m % = (1/K) * sum_k (-1)^delta_k * (M_mtl,k - M_stl,k) / M_stl,k * 100
 
 with delta_k = 1 when a higher value of task k's metric is better (accuracy)
-and 0 when lower is better (MAE). With this sign convention **a negative
-Delta_m means the multi-task model is better** on average ("lower is
-better"), and a positive one means sharing hurt. Because that is easy to
-misread, this module also gives the opposite-signed ``improvement`` (positive
-= sharing helped) and a plain-words ``verdict`` per task.
+and 0 when lower is better (MAE). **A negative Delta_m means the multi-task
+model is better** on average ("lower is better"), and a positive one means
+sharing hurt.
+
+Who defined what. Maninis, Radosavovic & Kokkinos, "Attentive Single-
+Tasking of Multiple Tasks" (CVPR 2019) defined Delta_m against single-task
+baselines with the opposite sign: their exponent is 1 when *lower* is
+better, so for them positive = multi-task better. Navon et al., "Multi-Task
+Learning as a Bargaining Game" (Nash-MTL, ICML 2022) flipped it to the form
+above, and later gradient-method papers (FAMO among them) report it so;
+this lab uses Nash-MTL's sign. LibMTL's ``count_improvement`` and
+Auto-Lambda (Liu et al., TMLR 2022) report the original sign (positive =
+better), and LibMTL's default baseline is not single-task training: unless
+given one, it compares a run with *itself after its first epoch* (epoch 0).
+Numbers from those sources are therefore comparable with ours only after
+flipping the sign, and LibMTL's only when it was given single-task
+baselines. Because the sign is easy to misread, this module also gives the
+opposite-signed ``improvement`` (positive = sharing helped) and a
+plain-words ``verdict`` per task; ``SIGN_CONVENTION`` says it in one
+sentence for the app.
 
     >>> round(delta_m({"shape": 0.9, "size": 2.0}, {"shape": 0.8, "size": 2.5},
     ...               {"shape": True, "size": False}), 2)   # both tasks better with sharing
@@ -55,6 +68,13 @@ __all__ = [
     "test_metric",
     "verdict",
 ]
+
+# The sign of ``delta_m``, in one sentence for captions (see the module's docstring).
+SIGN_CONVENTION = (
+    "Sign as in Nash-MTL (Navon et al., ICML 2022): negative = multi-task better. Maninis et al. (CVPR 2019), "
+    "who defined Δm, and LibMTL and Auto-Lambda report the opposite sign (positive = better); LibMTL's default "
+    "baseline is the run itself after its first epoch, not single-task training."
+)
 
 # Where ``delta_m`` and the verdicts come from, for captions and reports.
 CITATION = (
@@ -111,13 +131,14 @@ def relative_changes(mtl: Mapping[str, float], stl: Mapping[str, float],
 
 
 def delta_m(mtl: Mapping[str, float], stl: Mapping[str, float], higher_is_better: Mapping[str, bool]) -> float:
-    """Delta_m in percent (Maninis et al. 2019; Nash-MTL, Navon et al. 2022).
+    """Delta_m in percent: defined by Maninis et al. 2019, with the sign of Nash-MTL (Navon et al. 2022).
 
     ``Delta_m = (1/K) sum_k (-1)^delta_k (M_mtl,k - M_stl,k) / M_stl,k * 100``,
     delta_k = 1 if higher is better for task k. The mean is over the tasks
     of ``mtl`` (K of them). **Negative = the multi-task model is better on
-    average; positive = sharing hurt.** ``stl`` may be a single baseline per
-    task, or a mean over seeds computed by the caller.
+    average; positive = sharing hurt** (Nash-MTL's sign; Maninis et al.,
+    LibMTL and Auto-Lambda use the opposite one). ``stl`` may be a single
+    baseline per task, or a mean over seeds computed by the caller.
     """
     changes = relative_changes(mtl, stl, higher_is_better)
     return sum(changes.values()) / len(changes)

@@ -112,9 +112,17 @@ SECTIONS: dict[str, Section] = {
         "\\frac{M_{\\text{MTL},t} - M_{\\text{STL},t}}{M_{\\text{STL},t}} \\times 100\\%$$\n\n"
         "with δₜ = 1 when a higher metric is better (accuracy) and 0 when lower is better (error). With this "
         "sign, **a negative Δm means multi-task learning helped** on average; the Compare page also says it "
-        "in words per task.",
-        "Maninis, K.-K., Radosavovic, I., Kokkinos, I. (2019). Attentive Single-Tasking of Multiple Tasks. *CVPR 2019*.\n"
-        "Navon, A. et al. (2022). Multi-Task Learning as a Bargaining Game. *ICML 2022* (the sign convention).\n"
+        "in words per task.\n\n"
+        "Maninis et al. (2019) defined Δm with the opposite sign (their exponent is 1 when *lower* is better, "
+        "so positive meant multi-task better); Nash-MTL (Navon et al., 2022) flipped it to the form above, and "
+        "this lab uses Nash-MTL's sign. LibMTL and Auto-Lambda report the original sign (positive = better), "
+        "and LibMTL's default baseline is the run itself after its first epoch, not single-task training: "
+        "flip the sign, and check the baseline, before comparing their numbers with these.",
+        "Maninis, K.-K., Radosavovic, I., Kokkinos, I. (2019). Attentive Single-Tasking of Multiple Tasks. *CVPR 2019* "
+        "(defines Δm).\n"
+        "Navon, A. et al. (2022). Multi-Task Learning as a Bargaining Game. *ICML 2022* (the sign used here).\n"
+        "Liu, S., James, S., Davison, A. J., Johns, E. (2022). Auto-Lambda: Disentangling Dynamic Task Relationships. "
+        "*TMLR* (the original sign).\n"
         "Standley, T. et al. (2020). Which Tasks Should Be Learned Together in Multi-task Learning? *ICML 2020*.",
     ),
     "conflict": Section(
@@ -185,7 +193,9 @@ HELP = {
     "trunk": "The shared feature extractor: auto picks a small CNN for images and an MLP for vectors.",
     "schedule": "How the learning rate changes over the epochs: constant, cosine decay, or halving in steps.",
     "momentum": "Momentum of SGD and RMSprop (ignored by Adam-style optimisers).",
-    "regression": "Loss of regression tasks: squared error (mse), absolute error (l1), or huber (between the two).",
+    "regression": ("Loss of regression tasks: squared error (mse), absolute error (l1), huber (between the two), "
+                   "or gaussian_nll: the head predicts a mean and a variance (Kendall & Gal 2017), and Predict "
+                   "shows mean ± standard deviation."),
     "label_smoothing": "Classification: train towards slightly softened targets; a mild regulariser. 0 = off.",
     "focal_gamma": "Classification: focal loss down-weights easy examples; 0 = plain cross-entropy.",
     "max_samples": "Train on at most this many training examples (0 = all): fewer is faster but over-fits sooner.",
