@@ -467,15 +467,16 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     for key, value in config.weighting.options.items():
         if _is_number(value) and not (math.isfinite(value) and abs(value) <= MAX_METHOD_OPTION):
             fail(f"weighting.{key} must be a finite number of at most {MAX_METHOD_OPTION:g} in size, got {value}.")
-    try:  # constructors store and check their options, nothing more (scikit-learn's rule)
-        WEIGHTINGS.get(config.weighting.method)(**config.weighting.options)
-    except (TypeError, ValueError) as error:
-        fail(f"The options of weighting.method={config.weighting.method} are not accepted: {error}")
-    # Method/architecture pairs that make no sense are for the method to say.
+    # Unknown options, bad values and method/architecture pairs that make no sense are for the
+    # method to say first: its sentence names the options it accepts.
     method = WEIGHTINGS.get(config.weighting.method)
     problem = method.incompatibility(config) if hasattr(method, "incompatibility") else None
     if problem:
         fail(problem)
+    try:  # constructors store and check their options, nothing more (scikit-learn's rule)
+        WEIGHTINGS.get(config.weighting.method)(**config.weighting.options)
+    except (TypeError, ValueError) as error:
+        fail(f"The options of weighting.method={config.weighting.method} are not accepted: {error}")
     from .budget import check_memory  # last: it builds the model on the meta device
 
     too_big = check_memory(config)
