@@ -280,3 +280,140 @@ def test_the_data_page_lists_every_dataset_says_what_is_missing_and_deletes_impo
     at.button(key="data_delete_pets").click().run()
     assert not at.exception
     assert "pets" not in set(at.dataframe[0].value["dataset"]) and leftovers(home) == []
+
+
+# ----- bounded imports (issue 14) -------------------------------------------------
+
+def wide_csv(columns, rows=12):
+    header = ",".join(f"c{j}" for j in range(columns))
+    return (header + "\n" + "\n".join(",".join(str((i + j) % 7) for j in range(columns)) for i in range(rows))
+            + "\n").encode()
+
+
+def test_a_csv_wider_than_the_limit_is_refused_from_its_header():
+    from mtlcore.data.own_labels import MAX_COLUMNS
+
+    with pytest.raises(DataImportError, match=f"has {MAX_COLUMNS + 1} columns; at most {MAX_COLUMNS} are accepted"):
+        preview(wide_csv(MAX_COLUMNS + 1))
+    assert len(preview(wide_csv(MAX_COLUMNS)).columns) == MAX_COLUMNS  # the limit itself is fine
+
+
+def test_a_labels_csv_with_too_many_rows_is_refused_at_the_row_after_the_limit(monkeypatch, tmp_path):
+    from mtlcore.data import own_labels
+
+    monkeypatch.setattr(own_labels, "MAX_ROWS", 40)
+    folder = write_folder(tmp_path / "pets", n=30)
+    rows = (folder / "labels.csv").read_text().splitlines()[1:]
+    (folder / "labels.csv").write_text("\n".join(["file,color,brightness", *(rows * 2)]) + "\n")  # 60 rows
+    with pytest.raises(DataImportError, match="labels.csv has more than 40 rows of data; at most 40 are accepted"):
+        preview(zip_folder(folder))
+
+
+def test_a_table_with_too_many_cells_is_refused(monkeypatch):
+    from mtlcore.data import own_labels
+
+    monkeypatch.setattr(own_labels, "MAX_CELLS", 100)
+    with pytest.raises(DataImportError, match="more than 100 cells"):
+        preview(table_csv())
+
+
+def test_a_zipped_labels_csv_that_unpacks_too_large_is_refused_before_it_is_read(monkeypatch, tmp_path):
+    monkeypatch.setattr(own_import, "MAX_CSV_BYTES", 200)
+    upload = zip_folder(write_folder(tmp_path / "pets", n=30))
+    read = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, *a, **k: read.append(a) or real_open(self, *a, **k))
+    with pytest.raises(DataImportError, match=r"labels.csv unpacks to 1 KB; the limit is 1 KB"):
+        preview(upload)
+    assert read == []  # refused from the zip's directory, nothing unpacked
+
+
+def test_a_csv_larger_than_the_upload_limit_is_refused_before_parsing(monkeypatch, tmp_path):
+    monkeypatch.setattr(own_import, "MAX_CSV_BYTES", 1000)
+    path = tmp_path / "big.csv"
+    path.write_bytes(table_csv())
+    with pytest.raises(DataImportError, match=r"The CSV file is \d KB; the limit is 1 KB"):
+        preview(path)
+
+
+@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\")", "+1", "-price", "@SUM(A1)"])
+def test_task_names_that_spreadsheets_would_run_as_formulas_are_refused(home, name):
+    data = table_csv().replace(b",price,", f",{name},".encode(), 1)
+    with pytest.raises(DataImportError, match="starts with .* which spreadsheets run as a formula"):
+        import_table(data, "people", targets=[name])
+    assert leftovers(home) == []
+
+
+def test_the_server_upload_limit_and_the_importer_limit_are_one_number():
+    import tomllib
+    from pathlib import Path
+
+    settings = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert settings["server"]["maxUploadSize"] == own_import.MAX_UPLOAD_MB
+    assert own_import.MAX_ARCHIVE_BYTES == own_import.MAX_UPLOAD_MB * 2**20
+
+
+def test_staging_folders_left_by_a_killed_import_are_removed_on_start(home, monkeypatch):
+    root = home / "datasets"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a process id that has just ended
+    leftover = [root / f".import-{dead}-k1ll3d", root / ".importabc123", root / ".deleted-pets-1a2b3c4d"]
+    leftover[1] = root / ".import-abc123"  # the name older versions gave, without a process id
+    live = root / f".import-{os.getpid()}-working"
+    for folder in [*leftover, live]:
+        (folder / "unpacked").mkdir(parents=True)
+        (folder / "unpacked" / "pic.png").write_bytes(b"x")
+    refresh_datasets()
+    assert leftovers(home) == [live.name]  # an import still at work in a live process is kept
+
+
+def test_an_import_can_be_cancelled_midway_and_keeps_nothing(home, tmp_path):
+    source = write_folder(tmp_path / "pets", n=30)
+    seen = []
+
+    def progress(fraction, message):
+        seen.append((fraction, message))
+
+    with pytest.raises(own_import.ImportCancelled, match="'pets' was cancelled; nothing of it was kept"):
+        import_images(zip_folder(source), "pets", progress=progress,
+                      cancelled=lambda: bool(seen) and seen[-1][1] == "Checking image 5 of 30")
+    assert seen[-1][1] == "Checking image 5 of 30"  # it stopped at the next step
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and 0.3 < seen[-1][0] < 0.5
+    assert leftovers(home) == [] and "pets" not in DATASETS
+
+
+def test_an_import_runs_in_a_background_job_with_progress_and_a_cancel(home, tmp_path):
+    from mtlcore.data.import_job import ImportJob
+
+    source = write_folder(tmp_path / "pets", n=30)
+    job = ImportJob.start(import_images, zip_folder(source), "pets")
+    assert job.wait(60) and job.error is None
+    assert job.fraction == 1.0 and job.result.name == "pets" and "pets" in DATASETS
+
+    cancelled = ImportJob(import_images, zip_folder(source), "pets2")
+    cancelled.cancel()  # before its first file
+    assert cancelled.begin().wait(60)
+    assert cancelled.cancelled and "cancelled" in cancelled.error
+    assert "pets2" not in DATASETS and leftovers(home) == ["pets"]
+
+
+def test_the_data_page_shows_a_running_import_with_progress_and_a_cancel_button(home):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    class Running:  # a job that is still at work
+        done, fraction, message, error = False, 0.4, "Checking image 12 of 30", None
+        cancel_called = False
+
+        def cancel(self):
+            Running.cancel_called = True
+
+    page = str(Path(__file__).resolve().parents[1] / "views" / "data.py")
+    at = AppTest.from_file(page, default_timeout=60)
+    at.session_state["data_import_job"] = Running()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(b.key == "data_import_cancel" for b in at.button)
+    at.button(key="data_import_cancel").click().run()
+    assert Running.cancel_called

@@ -8,11 +8,15 @@
   names each image's file, every other column is a task) or a plain CSV
   (numeric feature columns and the target columns you choose). The importer
   proposes each column's kind -- numbers are regression, anything else
-  classification -- and you can change it before importing.
+  classification -- and you can change it before importing. The import runs
+  in a background thread (``ImportJob``): a progress bar and a Cancel button
+  replace the form until it ends, and the page stays responsive.
 
 Thin page: reading, checking and importing live in ``mtlcore.data``.
 """
 from __future__ import annotations
+
+import functools
 
 import pandas as pd
 import streamlit as st
@@ -20,6 +24,7 @@ import streamlit as st
 from mtlcore.data import list_datasets, own
 from mtlcore.data.download import DownloadError
 from mtlcore.data.folders import data_home
+from mtlcore.data.import_job import ImportJob
 from mtlcore.data.own_import import (
     IGNORE, MAX_ARCHIVE_BYTES, DataImportError, dataset_owner, delete_dataset, import_images, import_table, preview,
 )
@@ -31,6 +36,7 @@ SOURCES = {"embedded": "built in", "torchvision": "torchvision files", "imported
 # Roles a table's column can take on import; the targets become the tasks.
 ROLES = ("feature", "classification target", "regression target", IGNORE)
 IMAGE_KINDS = ("classification", "regression", IGNORE)
+JOB = "data_import_job"  # the session's running import
 
 
 def task_summary(info) -> str:
@@ -91,6 +97,26 @@ def kinds_editor(columns, options, suggest, key: str) -> dict[str, str]:
     return dict(zip(edited["column"], edited["kind"]))
 
 
+@st.fragment(run_every=0.5)
+def import_progress() -> None:
+    """The running import's progress and a Cancel button, redrawn twice a second until it ends."""
+    job = st.session_state.get(JOB)
+    if job is None:
+        return
+    if job.done:
+        del st.session_state[JOB]
+        if job.error:
+            st.session_state["data_import_error"] = job.error
+        else:
+            st.session_state["data_flash"] = (f"Imported {job.result.name!r}: it is listed above and can be chosen "
+                                              "on the Train page.")
+        st.rerun()  # the whole page: the new dataset is listed, the form comes back
+    st.progress(min(max(job.fraction, 0.0), 1.0), text=job.message)
+    if st.button("Cancel", key="data_import_cancel"):
+        job.cancel()
+        st.caption("Cancelling: the import stops at its next file and keeps nothing.")
+
+
 def import_section() -> None:
     st.subheader("Import your own data")
     st.markdown(
@@ -98,8 +124,14 @@ def import_section() -> None:
         "column is a task -- or a plain **CSV** of numeric feature columns and the target columns you choose. "
         "A column of numbers becomes a regression task, anything else a classification task; change it below."
     )
+    if st.session_state.get(JOB) is not None:
+        import_progress()
+        return
+    failed = st.session_state.pop("data_import_error", None)
+    if failed:
+        say("error", failed)  # it may quote a column name: user text
     upload = st.file_uploader("A .zip of images with labels.csv, or a .csv table", type=["zip", "csv"],
-                              key="data_upload")
+                              key="data_upload", help=f"Up to {MAX_ARCHIVE_BYTES // 2**20} MB.")
     if upload is None:
         return
     data = upload.getvalue()
@@ -119,7 +151,7 @@ def import_section() -> None:
         kinds = kinds_editor(seen.columns, IMAGE_KINDS, lambda c: c.suggested, key="data_image_kinds")
         size = st.number_input("Resize the images to (pixels, square)", min_value=own.MIN_SIZE,
                                max_value=own.MAX_SIZE, value=32, step=8, key="data_image_size")
-        act = lambda: import_images(data, name, kinds=kinds, image_size=int(size), owner=owner())  # noqa: E731
+        act = functools.partial(import_images, data, name, kinds=kinds, image_size=int(size), owner=owner())
     else:
         st.caption(f"{seen.rows} rows; numeric columns are features unless you make them targets.")
         roles = kinds_editor(seen.columns, ROLES,
@@ -127,17 +159,11 @@ def import_section() -> None:
         targets = [c for c, role in roles.items() if role.endswith("target")]
         kinds = {c: ("ignore" if role == IGNORE else role.split()[0]) for c, role in roles.items()
                  if role != "feature"}
-        act = lambda: import_table(data, name, targets=targets, kinds=kinds, owner=owner())  # noqa: E731
+        act = functools.partial(import_table, data, name, targets=targets, kinds=kinds, owner=owner())
 
     if st.button("Import", type="primary", key="data_import"):
-        with st.spinner("Checking every file..."):
-            try:
-                act()
-            except (DataImportError, ValueError) as error:
-                say("error", str(error))
-                return
-        # Shown after the rerun that lists the new dataset.
-        st.session_state["data_flash"] = f"Imported {name!r}: it is listed above and can be chosen on the Train page."
+        # Out of the page's thread: the page keeps answering, shows progress and can cancel.
+        st.session_state[JOB] = ImportJob.start(act)
         st.rerun()
 
 

@@ -33,7 +33,7 @@ from ..images import MAX_SIDE, read_image, to_rgb_on_white
 from .base import DATASETS, DatasetInfo, MTLData, Split, TaskSpec, split_indices, standardise_regression
 from .cache import cached_build
 from .folders import imported_root
-from .own_import import LABELS, MANIFEST, NAME, TABLE
+from .own_import import LABELS, MANIFEST, NAME, TABLE, clean_staging
 from .own_labels import feature_matrix, read_csv
 from .tvsets import picture_transform
 
@@ -227,7 +227,11 @@ def find(name: str) -> DatasetInfo | None:
 def refresh() -> list[str]:
     """Register every imported dataset in the data folder and forget those that
     are gone (or belong to another data folder). Returns one sentence per
-    folder that could not be read, and registers the others regardless."""
+    folder that could not be read, and registers the others regardless.
+
+    Leftovers of imports that were killed midway (hidden ``.import-*``
+    folders whose process is gone) are removed first."""
+    clean_staging()
     problems = []
     found: dict[str, Path] = {}
     root = imported_root()

@@ -35,7 +35,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Callable, Mapping, Sequence, Union
 
 from ..images import ImageError, read_image
 from .base import DATASETS
@@ -44,8 +44,15 @@ from .own_labels import (
     DataImportError, Column, Table, describe, feature_matrix, find_file_column, read_csv, safe_relative, task_target,
 )
 
-MAX_ARCHIVE_BYTES = 200 * 2**20  # the upload itself (Streamlit's default upload limit is 200 MB)
+# The upload itself, zip or CSV. The one owner of this number: the server's
+# upload limit (.streamlit/config.toml, server.maxUploadSize) must say the
+# same, and tests/test_own_data.py checks that it does.
+MAX_UPLOAD_MB = 50
+MAX_ARCHIVE_BYTES = MAX_UPLOAD_MB * 2**20
+MAX_CSV_BYTES = MAX_ARCHIVE_BYTES  # a CSV, or the labels.csv inside a zip once unpacked
 MAX_UNPACKED_BYTES = 1 * 2**30  # all files of a zip once unpacked
+STAGING_PREFIX = ".import-"  # hidden work folders inside MTL_HOME/datasets: .import-<pid>-<random>
+TRASH_PREFIX = ".deleted-"  # a deleted dataset between its rename and its removal
 MAX_FILES = 100_000
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 LABELS = "labels.csv"
@@ -55,6 +62,33 @@ IGNORE = "ignore"  # a kind meaning "leave this column out"
 SKIPPED = ("__MACOSX",)  # macOS's resource forks, added to every zip it makes
 
 Source = Union[bytes, bytearray, str, os.PathLike]
+Progress = Callable[[float, str], None]  # progress(fraction done, what is being done)
+
+
+class ImportCancelled(DataImportError):
+    """The user cancelled the import; nothing of it was kept."""
+
+
+class _Steps:
+    """Reports an import's progress and stops it at the next step once cancelled.
+
+    ``part(start, end)`` maps a stage's own 0..1 onto its share of the whole,
+    so each stage counts its files without knowing the others.
+    """
+
+    def __init__(self, name: str, progress: Progress | None, cancelled: Callable[[], bool] | None,
+                 start: float = 0.0, end: float = 1.0):
+        self.name, self.progress, self.cancelled, self.start, self.end = name, progress, cancelled, start, end
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise ImportCancelled(f"The import of {self.name!r} was cancelled; nothing of it was kept.")
+        if self.progress is not None:
+            self.progress(self.start + (self.end - self.start) * min(max(fraction, 0.0), 1.0), message)
+
+    def part(self, start: float, end: float) -> "_Steps":
+        width = self.end - self.start
+        return _Steps(self.name, self.progress, self.cancelled, self.start + width * start, self.start + width * end)
 
 
 @dataclass(frozen=True)
@@ -82,13 +116,24 @@ def check_name(name: str) -> None:
 
 # ----- reading sources ---------------------------------------------------------
 
+def _size(n: int) -> str:
+    """A byte count for a sentence: 3 MB, or 12 KB below a megabyte."""
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} KB"
+
+
 def _read_source(source: Source, what: str) -> bytes:
+    """The bytes of a CSV, refused before reading when larger than the limit."""
     if isinstance(source, (bytes, bytearray)):
-        return bytes(source)
-    path = Path(source)
-    if not path.is_file():
-        raise DataImportError(f"There is no file at {str(path)!r}; give the path of {what}.")
-    return path.read_bytes()
+        size = len(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DataImportError(f"There is no file at {str(path)!r}; give the path of {what}.")
+        size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise DataImportError(f"The CSV file is {_size(size)}; the limit is {_size(MAX_CSV_BYTES)}, "
+                              "so use a sample of its rows.")
+    return bytes(source) if isinstance(source, (bytes, bytearray)) else path.read_bytes()
 
 
 def _is_zip(source: Source) -> bool:
@@ -132,13 +177,15 @@ def _members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return infos
 
 
-def _unzip(archive: zipfile.ZipFile, dest: Path) -> None:
+def _unzip(archive: zipfile.ZipFile, dest: Path, step: _Steps | None = None) -> None:
     """Unpack safely: every entry checked first, and no more bytes written
     than the entries declare (a lying header cannot fill the disk)."""
     infos = _members(archive)
     budget = MAX_UNPACKED_BYTES
     root = dest.resolve()
-    for info in infos:
+    for number, info in enumerate(infos):
+        if step is not None:
+            step(number / len(infos), f"Unpacking file {number + 1} of {len(infos)}")
         target = (dest / info.filename).resolve()
         if root not in target.parents and target != root:  # belt and braces after safe_relative
             raise DataImportError(
@@ -174,14 +221,27 @@ def _labels_folder(unpacked: Path) -> Path:
     )
 
 
+def _read_labels_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """The labels.csv of a zip, refused from its declared size before unpacking;
+    a header that lies about the size cannot make it read more."""
+    if info.file_size > MAX_CSV_BYTES:
+        raise DataImportError(f"The zip's {LABELS} unpacks to {_size(info.file_size)}; the limit is "
+                              f"{_size(MAX_CSV_BYTES)}, so use fewer rows.")
+    with archive.open(info) as f:
+        data = f.read(MAX_CSV_BYTES + 1)
+    if len(data) > info.file_size:
+        raise DataImportError(f"The zip entry {info.filename!r} unpacks to more than it declares; the zip is refused.")
+    return data
+
+
 def _labels_from_zip(archive: zipfile.ZipFile) -> bytes:
     infos = _members(archive)
     names = {i.filename: i for i in infos}
     if LABELS in names:
-        return archive.read(names[LABELS])
+        return _read_labels_entry(archive, names[LABELS])
     tops = {i.filename.split("/")[0] for i in infos}
     if len(tops) == 1 and f"{next(iter(tops))}/{LABELS}" in names:
-        return archive.read(names[f"{next(iter(tops))}/{LABELS}"])
+        return _read_labels_entry(archive, names[f"{next(iter(tops))}/{LABELS}"])
     raise DataImportError(
         f"The zip file has no {LABELS} at its top level (nor inside a single top folder); put {LABELS} "
         "next to the images."
@@ -236,12 +296,14 @@ def _tasks(table: Table, kinds: Mapping[str, str]) -> tuple[list[dict], dict]:
     return tasks, targets
 
 
-def _check_images(base: Path, table: Table, file_column: str) -> list[str]:
+def _check_images(base: Path, table: Table, file_column: str, step: _Steps | None = None) -> list[str]:
     """The listed files, each checked to exist inside ``base`` and to open."""
     files = table.values(file_column)
     root = base.resolve()
     missing, broken = [], []
     for number, name in enumerate(files, start=2):
+        if step is not None:
+            step((number - 2) / len(files), f"Checking image {number - 1} of {len(files)}")
         if not safe_relative(name) or root not in (base / name).resolve().parents:
             raise DataImportError(
                 f"{LABELS} row {number} names {name!r}, which is outside the folder; name each file relative "
@@ -270,10 +332,46 @@ def _check_images(base: Path, table: Table, file_column: str) -> list[str]:
 
 
 def _staging() -> Path:
-    """A hidden folder next to the final one, so the last step is a rename on one file system."""
+    """A hidden folder next to the final one, so the last step is a rename on one file system.
+
+    Its name holds this process's id, so that ``clean_staging`` can tell the
+    work of a live import from what a killed one left behind."""
     root = imported_root()
     root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".import-", dir=root))
+    return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=root))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process: assume it is working
+    return True
+
+
+def clean_staging() -> list[str]:
+    """Remove the work folders of imports whose process is gone (killed
+    mid-import) and deleted datasets whose removal was cut short; return
+    their names. A folder of a live import is left alone."""
+    root = imported_root()
+    removed = []
+    try:
+        entries = list(root.iterdir()) if root.is_dir() else []
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name.startswith(STAGING_PREFIX):
+            pid = entry.name[len(STAGING_PREFIX):].split("-", 1)[0]
+            # A folder from before names held the process id (".import-abc123") is nobody's: leftover.
+            if pid.isdigit() and int(pid) > 0 and _alive(int(pid)):
+                continue  # an import still at work, in this process (a page's thread) or another
+        elif not entry.name.startswith(TRASH_PREFIX):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
 
 
 def _publish(staged: Path, name: str, manifest: dict) -> Path:
@@ -304,42 +402,49 @@ def _manifest(name: str, kind: str, rows: int, tasks: list[dict], description: s
 
 
 def import_images(source: Source, name: str, kinds: Mapping[str, str] | None = None, image_size: int = 32,
-                  description: str = "", owner=None) -> Path:
+                  description: str = "", owner=None, progress: Progress | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> Path:
     """Import a folder or zip of images with labels.csv as dataset ``name``.
 
     ``kinds`` overrides a column's kind: "classification", "regression" or
     "ignore". ``owner`` (an ``mtlcore.owners.Owner`` or a name; None: the
-    machine's user) is who may delete it. Returns the dataset's folder; the
-    dataset is registered at once.
+    machine's user) is who may delete it. ``progress(fraction, message)`` is
+    told how far it got; once ``cancelled()`` is true it stops at the next
+    file with ``ImportCancelled`` (see ``import_job.py`` for both). Returns
+    the dataset's folder; the dataset is registered at once.
     """
     from .own import check_image_size
 
     check_name(name)
     check_image_size(image_size)
+    steps = _Steps(name, progress, cancelled)
     staging = _staging()
     try:
         if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
             base = Path(source)
         elif _is_zip(source):
             with _open_zip(source) as archive:
-                _unzip(archive, staging / "unpacked")
+                _unzip(archive, staging / "unpacked", steps.part(0.0, 0.3))
             base = _labels_folder(staging / "unpacked")
         else:
             raise DataImportError("Give a folder or a .zip file holding the images and labels.csv.")
         labels = base / LABELS
         if not labels.is_file():
             raise DataImportError(f"The folder {str(base)!r} has no {LABELS}; put {LABELS} next to the images.")
-        table = read_csv(labels.read_bytes(), LABELS)
+        steps(0.3, f"Reading {LABELS}")
+        table = read_csv(_read_source(labels, LABELS), LABELS)
         file_column = find_file_column(table)
         columns = [c for c in table.header if c != file_column]
         if not columns:
             raise DataImportError(f"{LABELS} has only the file column; add at least one column of labels.")
         tasks, _ = _tasks(table, _kinds(table, columns, kinds))
-        files = _check_images(base, table, file_column)
+        files = _check_images(base, table, file_column, steps.part(0.35, 0.8))
 
         dataset = staging / "dataset"
         (dataset / "images").mkdir(parents=True)
-        for name_in_csv in sorted(set(files)):
+        distinct = sorted(set(files))
+        for number, name_in_csv in enumerate(distinct):
+            steps(0.8 + 0.2 * number / len(distinct), f"Copying image {number + 1} of {len(distinct)}")
             target = dataset / "images" / name_in_csv
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(base / name_in_csv, target)
@@ -353,21 +458,27 @@ def import_images(source: Source, name: str, kinds: Mapping[str, str] | None = N
 
 
 def import_table(source: Source, name: str, targets: Sequence[str], kinds: Mapping[str, str] | None = None,
-                 description: str = "", owner=None) -> Path:
+                 description: str = "", owner=None, progress: Progress | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> Path:
     """Import a CSV as dataset ``name``: ``targets`` are the tasks, the other
     columns (except those whose kind is "ignore") the numeric features;
-    ``owner`` as in ``import_images``."""
+    ``owner``, ``progress`` and ``cancelled`` as in ``import_images``."""
     check_name(name)
+    steps = _Steps(name, progress, cancelled)
+    steps(0.0, "Reading the CSV file")
     table = read_csv(_read_source(source, "a CSV file"), "The CSV file")
     if not targets:
         raise DataImportError("Choose at least one target column; the targets are the tasks to learn.")
     unknown = [t for t in targets if t not in table.header]
     if unknown:
         raise DataImportError(f"The CSV file has no column {unknown[0]!r}; its columns are: {', '.join(table.header)}.")
+    steps(0.3, "Checking the target columns")
     all_kinds = _kinds(table, table.header, kinds)
     tasks, _ = _tasks(table, {t: all_kinds[t] for t in targets if all_kinds[t] != IGNORE})
     features = [c for c in table.header if c not in targets and (kinds or {}).get(c) != IGNORE]
+    steps(0.6, "Checking the feature columns")
     feature_matrix(table, features)  # refuses text in a feature column
+    steps(0.9, "Saving the dataset")
     staging = _staging()
     try:
         dataset = staging / "dataset"

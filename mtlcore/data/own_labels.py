@@ -12,6 +12,13 @@ becomes a task it must be learnable and testable:
 
 Every refusal is a ``DataImportError`` with one sentence naming the column,
 the row or the value, and what is accepted.
+
+Reading is bounded and linear: the width, the number of rows and of cells
+are checked as the CSV is read, so a 3 MB file of 100,001 columns or a
+labels.csv of 4 million rows is refused after its first line or after the
+last row allowed, not after minutes of work and gigabytes of memory; and a
+column's values are found by its index, never by searching the header
+(which made a preview grow with the square of the columns).
 """
 from __future__ import annotations
 
@@ -28,9 +35,15 @@ import numpy as np
 KINDS = ("classification", "regression")
 MIN_ROWS = 10  # enough for 70/15/15 splits that each hold a sample
 MAX_CLASSES = 1000  # more distinct texts than this is an identifier column, not a task
+MAX_COLUMNS = 2000  # features of an MLP and tasks; more is not a table this lab can teach with
+MAX_ROWS = 100_000  # as many as a zip may hold images (own_import.MAX_FILES)
+MAX_CELLS = 5_000_000  # rows x columns: about 400 MB of Python text cells at most
 # A task's name appears in flat settings (loss.weights.NAME=2) and in lists
 # (tasks=a,b): these characters would be read as separators there.
 FORBIDDEN_IN_NAMES = ".,="
+# A cell starting with one of these is run as a formula by spreadsheets (OWASP's
+# CSV-injection rule); task names reach exported CSV files, so they may not.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class DataImportError(ValueError):
@@ -56,8 +69,12 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     source: str  # "labels.csv", for messages
 
+    def __post_init__(self):
+        # Column name -> position, once: header.index per column made previews quadratic.
+        object.__setattr__(self, "_index", {name: j for j, name in enumerate(self.header)})
+
     def values(self, column: str) -> list[str]:
-        j = self.header.index(column)
+        j = self._index[column]
         return [row[j] for row in self.rows]
 
 
@@ -75,23 +92,42 @@ def read_csv(data: bytes, source: str = "The CSV file") -> Table:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel  # one column, or too irregular to guess: plain commas
+    lines = (row for row in csv.reader(io.StringIO(text), dialect) if any(cell.strip() for cell in row))
     try:
-        lines = [row for row in csv.reader(io.StringIO(text), dialect) if any(cell.strip() for cell in row)]
+        first = next(lines, None)
+        if first is None:
+            raise DataImportError(f"{source} has no header row; it needs one, then at least {MIN_ROWS} rows of data.")
+        header = tuple(cell.strip() for cell in first)
+        check_size(len(header), 0, source)
+        check_header(header, source)
+        rows = []
+        for number, row in enumerate(lines, start=2):
+            if len(row) != len(header):
+                raise DataImportError(
+                    f"{source} row {number} has {len(row)} values but the header has {len(header)} columns; "
+                    "give every row one value per column."
+                )
+            rows.append(tuple(cell.strip() for cell in row))
+            if len(rows) > MAX_ROWS or len(rows) * len(header) > MAX_CELLS:
+                check_size(len(header), len(rows), source)
     except csv.Error as error:
         raise DataImportError(f"{source} is not valid CSV ({error}).") from None
-    header = tuple(cell.strip() for cell in lines[0])
-    check_header(header, source)
-    rows = []
-    for number, row in enumerate(lines[1:], start=2):
-        if len(row) != len(header):
-            raise DataImportError(
-                f"{source} row {number} has {len(row)} values but the header has {len(header)} columns; "
-                "give every row one value per column."
-            )
-        rows.append(tuple(cell.strip() for cell in row))
     if len(rows) < MIN_ROWS:
         raise DataImportError(f"{source} has {len(rows)} rows of data; at least {MIN_ROWS} are needed.")
     return Table(header, tuple(rows), source)
+
+
+def check_size(columns: int, rows: int, source: str) -> None:
+    """Refuse a table wider, longer or larger than the limits, in one sentence."""
+    if columns > MAX_COLUMNS:
+        raise DataImportError(f"{source} has {columns} columns; at most {MAX_COLUMNS} are accepted "
+                              "(features and tasks together), so leave out the columns you do not need.")
+    if rows > MAX_ROWS:
+        raise DataImportError(f"{source} has more than {MAX_ROWS} rows of data; at most {MAX_ROWS} are accepted, "
+                              "so use a sample of the rows.")
+    if rows * columns > MAX_CELLS:
+        raise DataImportError(f"{source} has more than {MAX_CELLS:,} cells ({columns} columns); at most "
+                              f"{MAX_CELLS:,} are accepted, so use fewer rows or columns.")
 
 
 def check_header(header: Sequence[str], source: str) -> None:
@@ -104,6 +140,11 @@ def check_header(header: Sequence[str], source: str) -> None:
 
 
 def check_task_name(name: str, source: str) -> None:
+    if name.startswith(FORMULA_STARTS):
+        raise DataImportError(
+            f"{source}: the column {name!r} cannot be a task name because it starts with {name[0]!r}, which "
+            "spreadsheets run as a formula; rename it to start with a letter or digit."
+        )
     bad = [c for c in FORBIDDEN_IN_NAMES if c in name]
     if bad:
         raise DataImportError(
