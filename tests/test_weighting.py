@@ -331,3 +331,10 @@ def test_torchjd_is_imported_by_the_first_run_that_uses_it_not_by_import_mtlcore
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_famo_refuses_a_loss_that_can_be_negative_in_one_sentence():
+    # log L of a Gaussian NLL below 0 is NaN: the run would "diverge" and blame the learning rate.
+    with pytest.raises(ConfigError, match="famo takes the logarithm of every task's loss.*gaussian_nll"):
+        validate(config("famo", **{"loss.regression": "gaussian_nll"}))
+    assert validate(config("famo", tasks=("shape", "color"), **{"loss.regression": "gaussian_nll"}))  # no regression

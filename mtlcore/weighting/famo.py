@@ -72,6 +72,24 @@ class FAMO(Weighting):
         self.previous_losses = None
         self.shared = [p for p in getattr(model, "shared_parameters", lambda: [])() if p.requires_grad]
 
+    @classmethod
+    def incompatibility(cls, config):
+        """Also: FAMO takes log L_t, so a loss that can be negative (the Gaussian NLL) is refused."""
+        problem = super().incompatibility(config)
+        if problem or config.loss.regression != "gaussian_nll":
+            return problem
+        from ..data import dataset_info  # here: the data package is not needed to weight losses
+
+        try:
+            kinds = {spec.name: spec.kind for spec in dataset_info(config.dataset.name).tasks}
+        except Exception:  # an unknown dataset: validate says so in its own words
+            return None
+        if any(kinds.get(t) == "regression" for t in config.tasks):
+            return ("famo takes the logarithm of every task's loss, and the Gaussian negative log-likelihood "
+                    "(loss.regression=gaussian_nll) can be negative; choose loss.regression=mse, l1 or huber, "
+                    "or another weighting method such as uncertainty.")
+        return None
+
     def update_logits(self, before: torch.Tensor, after: torch.Tensor) -> None:
         """One Adam step on the logits along J_softmax^T delta."""
         delta = torch.log(before + EPS) - torch.log(after + EPS)
