@@ -38,8 +38,8 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from .engine import TrainingRun
 
-__all__ = ["BINS", "calibrate_run", "expected_calibration_error", "fit_temperature", "nll",
-           "reliability_bins", "softmax"]
+__all__ = ["BINS", "calibrate_run", "calibration_rows", "expected_calibration_error", "fit_temperature", "nll",
+           "reliability_bins", "softmax", "uncertainty_rows"]
 
 BINS = 15  # Guo et al. 2017 use 15 equal-width bins
 EVAL_BATCH = 1024
@@ -159,3 +159,36 @@ def calibrate_run(run: "TrainingRun", summary: dict[str, Any]) -> None:
             "bins": reliability_bins(test_logits[t], test_labels[t]),
             "bins_calibrated": reliability_bins(test_logits[t], test_labels[t], temperature),
         }
+
+
+# ----- tables for the pages (plain data, no tensors) ---------------------------------------
+
+def calibration_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """One row per run and classification task that has been calibrated: accuracy, ECE and NLL before/after, T.
+
+    ``runs``: anything with ``id``, ``label`` and ``summary`` (RunRecords).
+    """
+    rows = []
+    for run in runs:
+        summary = getattr(run, "summary", None) or {}
+        for task, metrics in (summary.get("test") or {}).items():
+            if "ece" not in metrics:
+                continue
+            rows.append({"label": run.label, "run": run.id, "task": task, "accuracy": metrics.get("accuracy"),
+                         "ECE": metrics["ece"], "ECE after T": metrics.get("ece_calibrated"),
+                         "NLL": metrics.get("nll"), "NLL after T": metrics.get("nll_calibrated"),
+                         "temperature T": metrics.get("temperature")})
+    return rows
+
+
+def uncertainty_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """One row per run and regression task that predicts a variance: MAE, NLL and the 90 % interval's coverage."""
+    rows = []
+    for run in runs:
+        summary = getattr(run, "summary", None) or {}
+        for task, metrics in (summary.get("test") or {}).items():
+            if "coverage90" not in metrics:
+                continue
+            rows.append({"label": run.label, "run": run.id, "task": task, "mae": metrics.get("mae"),
+                         "NLL": metrics.get("nll"), "coverage of the 90 % interval": metrics["coverage90"]})
+    return rows

@@ -124,8 +124,9 @@ def test_compare_shows_delta_m_and_each_task_against_its_baseline(filled_home, u
     assert "**shape** (accuracy, higher is better)" in words and "**size** (mae, lower is better)" in words
     assert ("multi-task better" in words) or ("multi-task worse" in words) or ("no difference" in words)
     assert "One seed: not enough to tell" in words  # one seed per side: a difference, not a verdict
-    # Four curves: validation metric and training loss, for each of the two tasks.
-    assert len(at.get("plotly_chart")) == 4
+    # Four curves: validation metric and training loss, for each of the two tasks; and shape's reliability diagram.
+    assert len(at.get("plotly_chart")) == 5
+    assert at.selectbox(key="compare_calibration_pick").value.endswith("/shape")
     assert len(at.get("download_button")) == 2
     assert at.button(key="compare_train_baselines").disabled  # nothing missing
 
@@ -187,7 +188,7 @@ def test_predict_shows_one_prediction_per_task_for_an_uploaded_png(filled_home, 
     assert "**shape**:" in words  # classification: the class and how sure
     assert [m.label for m in at.metric] == ["size"]  # regression: a value with its unit
     assert at.metric[0].value.endswith(" px")
-    assert len(at.get("plotly_chart")) == 1  # the class probabilities of shape
+    assert len(at.get("plotly_chart")) == 2  # the class probabilities of shape, and how they move with T
     images = at.get("image")  # the picture as the model sees it
     assert len(images) == 1 and "As the model sees it: 32 x 32 pixels" in images[0].captions[0]
     assert "Prediction took" in texts(at.caption)

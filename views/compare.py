@@ -11,6 +11,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mtlcore import ConfigError
+from mtlcore.calibration import calibration_rows, uncertainty_rows
+from mtlcore.calibration_charts import has_calibration, reliability_figure
 from mtlcore.compare import (
     CITATION, Baselines, baseline_config, compare_to_baselines, missing_seed_configs, results_table, rows_to_csv,
     seeded_values, task_scoring,
@@ -200,6 +202,40 @@ def metrics_table(picked) -> None:
     )
 
 
+def calibration_section(picked) -> None:
+    """How honest the classifiers' probabilities are (ECE, Guo et al. 2017), and the Gaussian heads' intervals."""
+    rows = calibration_rows(picked)
+    uncertain = uncertainty_rows(picked)
+    if not rows and not uncertain:
+        return
+    st.subheader("Calibration")
+    if rows:
+        st.dataframe(rows, hide_index=True, key="compare_calibration_table",
+                     column_config={k: st.column_config.NumberColumn(k, format="%.4f") for k in rows[0]
+                                    if k not in ("label", "run", "task")})
+        st.caption("Expected calibration error (ECE; Guo et al., ICML 2017): the gap between how sure the model is "
+                   "and how often it is right, over 15 confidence bins; 0 is perfectly calibrated. 'After T': "
+                   "with the softmax temperature fitted on the validation split (accuracy does not change).")
+        by_key = {f"{r['run']}/{r['task']}": r for r in rows}
+        by_id = {r.id: r for r in picked}
+        key = st.selectbox("Reliability diagram of", list(by_key), key="compare_calibration_pick",
+                           format_func=lambda k: f"{run_name(by_id[by_key[k]['run']])} · {by_key[k]['task']}",
+                           help="Accuracy against confidence on the test split, before and after temperature "
+                                "scaling: a calibrated model lies on the diagonal; below it, it is over-confident.")
+        row = by_key[key]
+        summary = by_id[row["run"]].summary
+        if has_calibration(summary, row["task"]):
+            st.plotly_chart(reliability_figure(summary["calibration"][row["task"]], row["task"]),
+                            key="compare_reliability", config={"displaylogo": False})
+    if uncertain:
+        st.dataframe(uncertain, hide_index=True, key="compare_uncertainty_table",
+                     column_config={k: st.column_config.NumberColumn(k, format="%.4f") for k in uncertain[0]
+                                    if k not in ("label", "run", "task")})
+        st.caption("Regression with loss.regression=gaussian_nll predicts a mean and a variance (Kendall & Gal, "
+                   "NeurIPS 2017): NLL in the target's units (lower is better), and the share of test targets "
+                   "inside the predicted 90 % interval (about 0.90 when the variances are honest).")
+
+
 def versus_baselines(picked, all_runs) -> None:
     """The multi-task run against single-task baselines: per-task verdicts and Delta_m."""
     st.subheader("Multi-task vs single-task")
@@ -382,6 +418,7 @@ def page() -> None:
         now = [fresh.get(r.id, r) for r in picked]
         st.subheader("Final test metrics")
         metrics_table(now)
+        calibration_section(now)
         st.subheader("Curves")
         draw_curves(now, {r.id: metrics_of(r) for r in now})
         versus_baselines(now, list(fresh.values()))

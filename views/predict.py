@@ -7,6 +7,7 @@ task's prediction. Thin page: loading and predicting live in ``mtlcore.predict``
 from __future__ import annotations
 
 import io
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,9 @@ import streamlit as st
 from PIL import Image
 
 from mtlcore import dataset_info
+from mtlcore.calibration import softmax
+from mtlcore.calibration_charts import temperature_figure
+from mtlcore.export import COVERED, dataset_bytes, export_bytes, model_metadata, render_script, script_problem
 from mtlcore.images import ImageError
 from mtlcore.predict import CheckpointError, LoadedModel, load_model, predict_tensor, preprocess
 from ui.safe_text import md, plotly_text, say
@@ -170,6 +174,50 @@ def probability_bars(task: str, probabilities: dict[str, float], best: str) -> g
     return fig
 
 
+def temperature_slider(task: str, prediction: dict[str, Any]) -> float:
+    """The temperature the page shows ``task``'s probabilities at; it starts at the fitted value."""
+    fitted = float(prediction.get("temperature", 1.0))
+    key = f"predict_temperature_{task}"
+    if key not in st.session_state:
+        st.session_state[key] = round(min(10.0, max(0.1, fitted)), 2)
+    return st.slider(
+        f"Temperature of {md(task)}", 0.1, 10.0, step=0.05, key=key,
+        help=(f"Probabilities are softmax(logits / T). Fitted on the validation split: T = {fitted:.2f} "
+              "(Guo et al. 2017). Below 1 the probabilities sharpen, above 1 they flatten; the predicted class "
+              "never changes."),
+    )
+
+
+def show_classification(task: str, prediction: dict[str, Any], spec) -> None:
+    """The task's probabilities at the slider's temperature, and how they move with it."""
+    names = list(prediction["probabilities"])
+    fitted = float(prediction.get("temperature", 1.0))
+    temperature = temperature_slider(task, prediction) if "logits" in prediction else fitted
+    probabilities = dict(zip(names, softmax(prediction["logits"], temperature))) if "logits" in prediction \
+        else prediction["probabilities"]
+    best = prediction["class"]
+    st.markdown(f"**{md(task)}**: {md(best)} ({probabilities[best]:.0%} sure) at T = {temperature:.2f}; "
+                f"fitted T = {fitted:.2f})", help=md(spec.description) if spec.description else None)
+    bars_column, curve_column = st.columns(2)
+    bars_column.plotly_chart(probability_bars(task, probabilities, best), key=f"predict_bars_{task}",
+                             config={"displayModeBar": False})
+    if "logits" in prediction:
+        curve_column.plotly_chart(temperature_figure(prediction["logits"], names, temperature, fitted, task),
+                                  key=f"predict_temperature_curve_{task}", config={"displayModeBar": False})
+
+
+def show_regression(task: str, prediction: dict[str, Any], spec) -> None:
+    unit = f" {prediction['unit']}" if prediction.get("unit") else ""
+    if "std" in prediction:  # gaussian_nll: the model also says how sure it is
+        low, high = prediction["value"] - 1.645 * prediction["std"], prediction["value"] + 1.645 * prediction["std"]
+        st.metric(md(task), f"{prediction['value']:.2f} ± {prediction['std']:.2f}{unit}",
+                  help=(f"Mean ± one standard deviation of the predicted Gaussian (Kendall & Gal 2017); "
+                        f"90 % interval {low:.2f} to {high:.2f}{md(unit)}. {md(spec.description or '')}").strip())
+    else:
+        st.metric(md(task), f"{prediction['value']:.2f}{unit}",
+                  help=md(spec.description) if spec.description else None)
+
+
 def show_predictions(result: Prediction, loaded: LoadedModel) -> None:
     seen_column, prediction_column = st.columns([1, 2])
     with seen_column:
@@ -179,15 +227,43 @@ def show_predictions(result: Prediction, loaded: LoadedModel) -> None:
         for task, prediction in result.predictions.items():
             spec = loaded.tasks[task]
             if prediction["kind"] == "classification":
-                st.markdown(f"**{md(task)}**: {md(prediction['class'])} ({prediction['probability']:.0%} sure)",
-                            help=md(spec.description) if spec.description else None)
-                st.plotly_chart(probability_bars(task, prediction["probabilities"], prediction["class"]),
-                                key=f"predict_bars_{task}", config={"displayModeBar": False})
+                show_classification(task, prediction, spec)
             else:
-                unit = f" {prediction['unit']}" if prediction.get("unit") else ""
-                st.metric(md(task), f"{prediction['value']:.2f}{unit}",
-                          help=md(spec.description) if spec.description else None)
+                show_regression(task, prediction, spec)
     st.caption(f"Prediction took {result.milliseconds:.1f} ms (preprocessing and model, on the CPU).")
+
+
+# ----- taking the model away ---------------------------------------------------------------
+
+def export_section(run, loaded: LoadedModel) -> None:
+    """Downloads: the model for plain PyTorch, its JSON, and the run as a standalone script with its data."""
+    with st.expander("Take the model with you: a PyTorch file, and the code that trains it"):
+        st.markdown("The model file loads with plain PyTorch, no MTL Lab needed: "
+                    "`model = torch.export.load('model.pt2').module()`, then `model(x)` gives a dict of every "
+                    "task's output for inputs preprocessed as the JSON says.")
+        left, right = st.columns(2)
+        left.download_button("Download the model (.pt2)", lambda: export_bytes(loaded), file_name=f"{run.id}.pt2",
+                             mime="application/octet-stream", key="predict_download_model", on_click="ignore")
+        right.download_button("Download its JSON (tasks, classes, preprocessing)",
+                              lambda: json.dumps(model_metadata(loaded, f"{run.id}.pt2"), indent=2),
+                              file_name=f"{run.id}.json", mime="application/json", key="predict_download_json",
+                              on_click="ignore")
+        problem = script_problem(loaded.config)
+        if problem:
+            st.info(f"Show the code: {problem}")
+            return
+        script_name, data_name = f"train_{run.id}.py", f"train_{run.id}_data.pt"
+        st.markdown(f"**Show the code.** The whole run as one readable PyTorch script: the model's layers, each "
+                    f"task's loss with your weights, the optimiser and the training loop. It covers {COVERED}. "
+                    f"Run it with `python {script_name} --data {data_name}`.")
+        code = render_script(loaded.config, run=run.id, script_name=script_name, data_name=data_name)
+        left, right = st.columns(2)
+        left.download_button("Download the script", code, file_name=script_name, mime="text/x-python",
+                             key="predict_download_script", on_click="ignore")
+        right.download_button("Download its data (tensors)", lambda: dataset_bytes(loaded.config),
+                              file_name=data_name, mime="application/octet-stream", key="predict_download_data",
+                              on_click="ignore")
+        st.code(code, language="python")
 
 
 # ----- the page --------------------------------------------------------------------------
@@ -204,15 +280,16 @@ def page() -> None:
     if run is None:
         return
     info = dataset_info(run.config.dataset.name)
-    if info.input_kind != "image" or info.preprocess is None:
-        st.info(f"Run {run.id} learned from the {info.name} dataset, whose inputs are vectors of numbers, not "
-                "pictures: prediction from an image is not available for it. Pick a run on an image dataset.")
-        return
     path = store.checkpoint_path(run.id)
     try:
         loaded = cached_model(str(path), path.stat().st_mtime)
     except (CheckpointError, OSError) as error:
         say("error", f"The model of run {run.id} cannot be loaded: {error}")
+        return
+    if info.input_kind != "image" or info.preprocess is None:
+        st.info(f"Run {run.id} learned from the {info.name} dataset, whose inputs are vectors of numbers, not "
+                "pictures: prediction from an image is not available for it. Pick a run on an image dataset.")
+        export_section(run, loaded)  # its model and code can still be taken away
         return
     epochs = run.config.train.epochs
     note = f"epoch {loaded.epoch} of {epochs}"
@@ -220,6 +297,7 @@ def page() -> None:
         note += f"; this run is {run.state}, so its latest checkpoint is used"
     st.markdown(f"{state_badge(run.state)} Model from {note}.")
     st.info(f"**What this model expects:** {info.image_hint}", icon=":material/lightbulb:")
+    export_section(run, loaded)
 
     data = image_from_source(info.name)
     if data is None:

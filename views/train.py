@@ -19,6 +19,7 @@ import streamlit as st
 
 from mtlcore import ARCHITECTURES, WEIGHTINGS, ConfigError, ExperimentConfig, dataset_info, list_datasets, validate
 from mtlcore import charts
+from mtlcore.calibration_charts import has_calibration, reliability_figure
 from mtlcore.config import OPTIMIZERS, REGRESSION_LOSSES, SCHEDULES, TRUNKS, DatasetConfig, set_key
 from mtlcore.runs import NotOwnerError, QueueFullError, StoreError
 from mtlcore.weighting import AggregatedGradient
@@ -500,8 +501,35 @@ def results_rows(summary: dict) -> list[dict[str, str]]:
             "Validation": fmt_metric(val.get(metric), metric, unit),
             "Chance": f"{1 / classes:.1%}" if spec.get("kind") == "classification" and classes else "—",
             "R²": f"{test['r2']:.3f}" if "r2" in test else "—",
+            "Uncertainty": uncertainty_text(test),
         })
     return rows
+
+
+def uncertainty_text(test: dict) -> str:
+    """How honest the task's probabilities are: ECE before -> after temperature scaling, or the 90 % interval's coverage."""
+    if "ece" in test:
+        return (f"ECE {test['ece']:.3f} → {test.get('ece_calibrated', test['ece']):.3f} "
+                f"(T = {test.get('temperature', 1.0):.2f})")
+    if "coverage90" in test:
+        return f"90 % interval covers {test['coverage90']:.0%} · NLL {test.get('nll', float('nan')):.2f}"
+    return "—"
+
+
+def calibration_panel(record) -> None:
+    """Reliability diagrams of the run's classification tasks (Guo et al. 2017), before and after temperature."""
+    tasks = [t for t in record.config.tasks if has_calibration(record.summary, t)]
+    if not tasks:
+        return
+    with st.expander("Calibration: is the model as sure as it is right? (reliability diagrams)"):
+        st.caption("Each point is a bin of test predictions: how sure the model was (x) and how often it was right "
+                   "(y). On the diagonal it is calibrated; below, over-confident. The fitted temperature T "
+                   "(validation split) rescales the logits so the points move to the diagonal; the predicted "
+                   "class, hence the accuracy, stays the same.")
+        columns = st.columns(2)
+        for i, task in enumerate(tasks):
+            columns[i % 2].plotly_chart(reliability_figure(record.summary["calibration"][task], task),
+                                        key=f"{K}reliability_{task}", config={"displaylogo": False})
 
 
 def eta(steps: list[dict], progress: float) -> str:
@@ -554,6 +582,7 @@ def live_panel(run_id: str, polling: bool) -> None:
     if record.state == "finished" and record.summary:
         st.markdown("**Test results** (the test split was never used for training or early stopping)")
         st.dataframe(results_rows(record.summary), hide_index=True, width="stretch", key=f"{K}results")
+        calibration_panel(record)
         say("caption", record.summary.get("message", "") + (f" Trained on {record.device} in "
                    f"{record.summary.get('seconds', 0):.0f} s." if record.device else ""))
         links = st.columns(2)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .model import FORMAT, export_bytes, export_model, model_metadata
-from .script import COVERED, export_dataset, render_script, script_problem
+from .script import COVERED, dataset_bytes, export_dataset, render_script, script_problem
 
-__all__ = ["COVERED", "FORMAT", "export_bytes", "export_dataset", "export_model", "model_metadata",
+__all__ = ["COVERED", "FORMAT", "dataset_bytes", "export_bytes", "export_dataset", "export_model", "model_metadata",
            "render_script", "run_checkpoint", "script_problem"]
 
 

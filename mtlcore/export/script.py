@@ -13,6 +13,8 @@ an MLP trunk, every loss and optimiser the lab offers, and no early stopping.
 """
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from ..config import ExperimentConfig
 from ..data import dataset_info, load_dataset
 from . import script_template as template
 
-__all__ = ["COVERED", "export_dataset", "render_script", "script_problem"]
+__all__ = ["COVERED", "dataset_bytes", "export_dataset", "render_script", "script_problem"]
 
 ARCHITECTURES = ("hard", "single")  # single is hard sharing with one head: the same forward
 METHODS = ("static", "equal")  # fixed weights: the script writes them down as numbers
@@ -84,9 +86,16 @@ def render_script(config: ExperimentConfig, run: str = "", script_name: str = "t
     }
     title = (f"{config.dataset.name}: {', '.join(config.tasks)} ({config.model.arch}, {o.name}, lr {o.lr:g}, "
              f"{config.train.epochs} epochs) as a standalone PyTorch script.")
-    header = template.HEADER.substitute(title=title, run=run or "(unnamed)", script_name=script_name,
-                                        data_name=data_name, epochs=config.train.epochs, architecture=architecture)
+    # Names are user text (an imported CSV's columns) going into a docstring: no quote may close it.
+    header = template.HEADER.substitute(title=plain(title), run=plain(run or "(unnamed)"),
+                                        script_name=plain(script_name), data_name=plain(data_name),
+                                        epochs=config.train.epochs, architecture=architecture)
     return header + template.SETTINGS.substitute(values) + TRUNKS[trunk_of(config)] + template.BODY
+
+
+def plain(text: str) -> str:
+    """``text`` with only letters, digits, spaces and ``.,:;()+-_=/`` kept (others become ``_``)."""
+    return re.sub(r"[^\w .,:;()+\-=/]", "_", str(text))
 
 
 def dataset_tensors(config: ExperimentConfig) -> dict[str, Any]:
@@ -100,6 +109,13 @@ def dataset_tensors(config: ExperimentConfig) -> dict[str, Any]:
     out["target_stats"] = {t: [float(v[0]), float(v[1])] for t, v in data.target_stats.items() if t in config.tasks}
     out["tasks"] = {t: {"kind": data.tasks[t].kind, "classes": list(data.tasks[t].classes)} for t in config.tasks}
     return out
+
+
+def dataset_bytes(config: ExperimentConfig) -> bytes:
+    """The run's data file as bytes (the Predict page's download)."""
+    buffer = io.BytesIO()
+    torch.save(dataset_tensors(config), buffer)
+    return buffer.getvalue()
 
 
 def export_dataset(config: ExperimentConfig, path: Path | str) -> Path:
