@@ -20,6 +20,7 @@ from mtlcore.compare import (
 from mtlcore.compare import SIGN_CONVENTION
 from mtlcore.verdicts import RULE, delta_m_verdict
 from mtlcore.runs import StoreError
+from ui.safe_text import md, plotly_text, say
 from ui.session import get_runner, get_store, owner, run_name
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -144,7 +145,7 @@ def draw_curves(picked, metrics: dict) -> None:
                 try:
                     tasks[(run.config.dataset.name, task)] = task_scoring(run.config, task, run.summary)
                 except ValueError as error:
-                    st.warning(str(error))
+                    say("warning", str(error))
     several_datasets = len({d for d, _ in tasks}) > 1
     colour = {run.id: PALETTE[i % len(PALETTE)] for i, run in enumerate(picked)}
     val_tab, loss_tab = st.tabs(["Validation metric per epoch", "Training loss per step"])
@@ -152,7 +153,7 @@ def draw_curves(picked, metrics: dict) -> None:
         with tab:
             columns = st.columns(2)
             for index, ((dataset, task), (metric, higher)) in enumerate(tasks.items()):
-                name = f"{dataset} · {task}" if several_datasets else task
+                name = plotly_text(f"{dataset} · {task}" if several_datasets else task)  # user text in a chart
                 if kind == "val":
                     better = "higher" if higher else "lower"
                     fig = curve_figure(f"{name}: validation {metric} ({better} is better)", "epoch", metric)
@@ -172,7 +173,7 @@ def draw_curves(picked, metrics: dict) -> None:
                         points = [(s["step"], s["loss"][task]) for s in steps if task in s.get("loss", {})]
                         mode = "lines"
                     fig.add_trace(go.Scatter(
-                        x=[p[0] for p in points], y=[p[1] for p in points], mode=mode, name=run_name(run),
+                        x=[p[0] for p in points], y=[p[1] for p in points], mode=mode, name=plotly_text(run_name(run)),
                         line=dict(color=colour[run.id], width=2),
                     ))
                 if kind == "val":  # whole epochs only: no "epoch 1.5" ticks
@@ -257,7 +258,7 @@ def versus_baselines(picked, all_runs) -> None:
     try:
         comparisons = compare_to_baselines(run, baselines)
     except ValueError as error:
-        st.error(f"This run cannot be compared: {error}")
+        st.error(f"This run cannot be compared: {md(error)}")
         return
     if run.state != "finished":
         st.warning(f"This run is {run.state}: it has no test metrics until it finishes.")
@@ -279,17 +280,17 @@ def versus_baselines(picked, all_runs) -> None:
         better = "higher" if c.higher_is_better else "lower"
         spreads = verdict.tasks.get(c.task, {})
         if verdict.decided and spreads.get("mtl") and spreads.get("stl"):
-            st.markdown(f"**{c.task}** ({c.metric}, {better} is better) over {len(verdict.seeds)} seeds: "
+            st.markdown(f"**{md(c.task)}** ({c.metric}, {better} is better) over {len(verdict.seeds)} seeds: "
                         f"multi-task **{spreads['mtl']}** vs single-task **{spreads['stl']}** (mean ± std)")
         elif c.complete:
-            st.markdown(f"**{c.task}** ({c.metric}, {better} is better): multi-task **{c.mtl:.4g}** vs "
+            st.markdown(f"**{md(c.task)}** ({c.metric}, {better} is better): multi-task **{c.mtl:.4g}** vs "
                         f"single-task **{c.stl:.4g}** :gray[({row['verdict']})]")
         else:
-            st.markdown(f"**{c.task}** ({c.metric}, {better} is better): :gray[{text}]")
+            st.markdown(f"**{md(c.task)}** ({c.metric}, {better} is better): :gray[{text}]")
 
     complete = [c for c in comparisons if c.complete]
     if len(complete) < len(comparisons):
-        missing = ", ".join(c.task for c in comparisons if not c.complete)
+        missing = ", ".join(md(c.task) for c in comparisons if not c.complete)
         st.info(f"Δm needs a finished single-task baseline and a test result for every task; missing: {missing}."
                 + (" Below: the seeds of this experiment that have them." if verdict.per_seed else ""))
     elif run.config.seed not in verdict.seeds:
@@ -352,9 +353,9 @@ def add_seeds(run, all_runs, verdict) -> None:
     try:
         get_runner().submit_batch([c for c, _ in wanted], [f"{label} · {what}" for _, what in wanted], owner=owner())
     except (ConfigError, StoreError) as error:  # QueueFullError is a StoreError
-        st.error(str(error))
+        say("error", str(error))
         return
-    st.success(f"Queued {len(wanted)} runs ({', '.join(what for _, what in wanted)}). The verdict updates as they "
+    st.success(f"Queued {len(wanted)} runs ({', '.join(md(what) for _, what in wanted)}). The verdict updates as they "
                "finish.")
     try:
         get_runner().ensure_workers()
@@ -365,7 +366,7 @@ def add_seeds(run, all_runs, verdict) -> None:
 def train_missing_baselines(run, missing_tasks: list[str]) -> None:
     label = run.label or run.id
     help_text = ("Queue one single-task run per task that has no baseline yet (finished, queued or running), "
-                 f"labelled “{label} · STL <task>”. They train in the background; come back when they finish.")
+                 f"labelled “{md(label)} · STL <task>”. They train in the background; come back when they finish.")
     clicked = st.button(
         f"Train missing single-task baselines ({len(missing_tasks)})" if missing_tasks
         else "Train missing single-task baselines", key="compare_train_baselines",
@@ -379,11 +380,11 @@ def train_missing_baselines(run, missing_tasks: list[str]) -> None:
             runner.submit(baseline_config(run.config, task), label=f"{label} · STL {task}", owner=owner())
         except (ConfigError, StoreError) as error:  # QueueFullError is a StoreError
             done = f"Queued {len(queued)} of {len(missing_tasks)} baselines. " if queued else ""
-            st.error(f"{done}{error}")
+            st.error(f"{done}{md(error)}")
             break
         queued.append(task)
     if queued:
-        st.success(f"Queued single-task baselines for: {', '.join(queued)}. They appear above as they train.")
+        st.success(f"Queued single-task baselines for: {', '.join(md(t) for t in queued)}. They appear above as they train.")
         try:
             get_runner().ensure_workers()
         except Exception as error:  # the runs stay queued; a later page load retries
@@ -400,7 +401,7 @@ def page() -> None:
         store = get_store()
         runs = store.list_runs()
     except Exception as error:  # an unreadable data folder: say so, do not crash
-        st.error(f"The run store cannot be read: {error}")
+        st.error(f"The run store cannot be read: {md(error)}")
         return
     if not runs:
         st.info("No runs yet. Start one on the Train page; it appears here as soon as it is queued.")
