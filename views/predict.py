@@ -275,7 +275,7 @@ def page() -> None:
         store = get_store()
         run = pick_run(store)
     except Exception as error:  # an unreadable data folder: say so, do not crash
-        st.error(f"The run store cannot be read: {error}")
+        st.error(f"The run store cannot be read: {md(error)}")
         return
     if run is None:
         return
