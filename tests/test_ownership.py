@@ -305,3 +305,39 @@ def test_charts_draw_task_names_as_text_not_tags():
     assert "<a" not in names and "&lt;a" in names
     sketch = charts.architecture_figure("hard", [task])
     assert all("<a" not in note.text for note in sketch.layout.annotations)
+
+
+# ----- the app: teacher mode --------------------------------------------------------------------
+
+def test_the_teacher_password_typed_in_the_sidebar_lets_the_teacher_stop_anyones_run(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("MTL_HOME", str(home))
+    monkeypatch.setenv("MTL_TEACHER_PASSWORD", "s3cret")
+    st.cache_resource.clear()
+    store = RunStore(home)
+    long_run = tiny_config(**{"train.epochs": 500, "train.batch_size": 8})
+    run_id = store.add_run(long_run, label="bob's run", owner=browser("bob")).id
+    try:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+        at.query_params["run"] = run_id
+        at.run()
+        at.switch_page("views/train.py").run()
+        assert at.session_state["train_run"] == run_id and at.button(key="train_stop").disabled
+
+        at.text_input(key="teacher_password").input("guess").run()
+        assert "That is not the teacher password." in [e.value for e in at.sidebar.error]
+        assert at.button(key="train_stop").disabled
+        at.text_input(key="teacher_password").input("s3cret").run()
+        assert not at.button(key="train_stop").disabled
+        at.button(key="train_stop").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        run = store.get_run(run_id)
+        assert run.state == "cancelled" or "Stopping" in run.message
+    finally:
+        Runner(store, max_workers=1).stop_workers(timeout=10)
+        st.cache_resource.clear()
