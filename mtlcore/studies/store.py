@@ -279,10 +279,9 @@ class StudyStore:
             states = list(states)
             where.append(f"state IN ({', '.join('?' * len(states))})")
             params.extend(states)
-        sql = "SELECT id FROM studies" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = "SELECT id, owner, owner_key FROM studies" + (" WHERE " + " AND ".join(where) if where else "")
         with reading(self.store.db_path) as conn:
-            rows = conn.execute("SELECT id, owner, owner_key FROM studies" + sql[len("SELECT id FROM studies"):]
-                                + " ORDER BY created_at DESC, rowid DESC", params).fetchall()
+            rows = conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", params).fetchall()
         if isinstance(owner, Owner):
             rows = [r for r in rows if owner.owns(r["owner"], r["owner_key"])]
         elif owner is not None:
