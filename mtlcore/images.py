@@ -13,7 +13,7 @@ per copy), which is what a dataset's preprocessing does with a long picture.
 So ``read_image(..., max_side=MAX_SIDE)`` shrinks the decoded picture in PIL,
 by a whole factor, one band of rows at a time, *before* any float conversion
 or padding; a JPEG is even decoded at the smaller scale (``Image.draft``).
-Pictures more than ``MAX_ASPECT`` times as long as they are wide are refused
+Pictures whose long side is more than ``MAX_ASPECT`` times their short side are refused
 from the header: no dataset learns from a 50,000,000 x 1 line.
 
 Colour handling is separate: the dataset's ``preprocess`` functions call
@@ -131,9 +131,9 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS, max_side: int 
             raise ImageError(f"{name} has no pixels ({width} x {height}); upload a PNG or JPEG image.")
         if max(width, height) > MAX_ASPECT * min(width, height):
             raise ImageError(
-                f"{name} is {width} x {height} pixels, {max(width, height) / min(width, height):.0f} times as long "
-                f"as it is wide; pictures up to {MAX_ASPECT} times as wide as tall (or as tall as wide) are "
-                "accepted, so crop it and try again."
+                f"{name} is {width} x {height} pixels, its long side {max(width, height) / min(width, height):.0f} "
+                f"times its short side; pictures up to {MAX_ASPECT} times as wide as tall (or as tall as wide) "
+                "are accepted, so crop it and try again."
             )
         if max_side is not None and max(width, height) > max_side:
             # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: far less memory and time.
