@@ -156,7 +156,11 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS, max_side: int 
         except Exception:
             return img  # broken EXIF metadata: keep the picture as stored rather than refuse it
     # Shrink first, rotate after: rotating the full-size picture would copy it.
-    return _upright(shrink(img, max_side), _orientation(img))
+    try:
+        small = shrink(img, max_side)
+    except (ValueError, OSError) as exc:  # a colour mode PIL cannot convert
+        raise ImageError(f"Images in colour mode {img.mode!r} are not supported ({exc}); use RGB or greyscale.") from None
+    return _upright(small, _orientation(img))
 
 
 # EXIF orientation tag -> the transposition that shows the picture upright
