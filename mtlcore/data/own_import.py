@@ -15,7 +15,12 @@ then renamed into place -- one atomic step on one file system. A zip is
 refused, before anything is written, when one of its entries would unpack
 outside its folder ("zip slip": a name such as ``../../.bashrc``), when it
 holds links, or when it is larger than the limits below (a "zip bomb" of a
-few kilobytes can claim gigabytes).
+few kilobytes can claim gigabytes). A CSV, or a zip's labels.csv, is refused
+from its size before it is read; its columns and rows are bounded while it
+is read (``own_labels``). A killed import's staging folder is removed at the
+next start (``clean_staging``); a failed or cancelled one removes its own.
+An import reports its progress and can be cancelled between files
+(``progress`` and ``cancelled``; ``import_job.ImportJob`` runs it in a thread).
 
     >>> preview(open("pets.zip", "rb").read())          # columns and suggested kinds
     >>> import_images(open("pets.zip", "rb").read(), "pets", kinds={"age": "classification"})
