@@ -178,8 +178,9 @@ def temperature_slider(task: str, prediction: dict[str, Any]) -> float:
     """The temperature the page shows ``task``'s probabilities at; it starts at the fitted value."""
     fitted = float(prediction.get("temperature", 1.0))
     key = f"predict_temperature_{task}"
-    if key not in st.session_state:
+    if st.session_state.get(f"{key}_fitted") != fitted:  # another run (or a newer checkpoint): start at its T
         st.session_state[key] = round(min(10.0, max(0.1, fitted)), 2)
+        st.session_state[f"{key}_fitted"] = fitted
     return st.slider(
         f"Temperature of {md(task)}", 0.1, 10.0, step=0.05, key=key,
         help=(f"Probabilities are softmax(logits / T). Fitted on the validation split: T = {fitted:.2f} "

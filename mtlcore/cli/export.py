@@ -49,14 +49,20 @@ def run(args) -> int:
     for given in (args.out, args.script, args.data):
         if given and Path(given).is_dir():
             raise CommandError(f"{given} is a folder; give a file name.")
-    if args.out:
-        model, meta = export_model(loaded, args.out)
-        print(f"Wrote {model} (load it with torch.export.load({str(model)!r}).module()) and {meta}.")
-    if args.script:
-        script = Path(args.script)
-        data = Path(args.data) if args.data else script.with_name(script.stem + "_data.pt")
-        script.parent.mkdir(parents=True, exist_ok=True)
-        script.write_text(render_script(loaded.config, run=str(args.run), script_name=script.name, data_name=data.name))
-        export_dataset(loaded.config, data)
-        print(f"Wrote {script} and its data {data}; run: python {script} --data {data}")
+    try:
+        if args.out:
+            model, meta = export_model(loaded, args.out)
+            print(f"Wrote {model} (load it with torch.export.load({str(model)!r}).module()) and {meta}.")
+        if args.script:
+            script = Path(args.script)
+            data = Path(args.data) if args.data else script.with_name(script.stem + "_data.pt")
+            code = render_script(loaded.config, run=str(args.run), script_name=script.name, data_name=data.name)
+            export_dataset(loaded.config, data)  # first: the script is written only when its data is there
+            script.parent.mkdir(parents=True, exist_ok=True)
+            script.write_text(code)
+            print(f"Wrote {script} and its data {data}; run: python {script} --data {data}")
+    except OSError as error:
+        raise CommandError(f"Cannot write the export: {error.strerror or error} ({error.filename or ''}).") from None
+    except ValueError as error:  # e.g. data too large for one tensor file
+        raise CommandError(str(error)) from None
     return 0

@@ -26,6 +26,7 @@ from . import script_template as template
 
 __all__ = ["COVERED", "dataset_bytes", "export_dataset", "render_script", "script_problem"]
 
+MAX_DATA_BYTES = 2 * 2**30  # a tensor file a laptop can load
 ARCHITECTURES = ("hard", "single")  # single is hard sharing with one head: the same forward
 METHODS = ("static", "equal")  # fixed weights: the script writes them down as numbers
 TRUNKS = {"cnn": template.CNN_TRUNK, "mlp": template.MLP_TRUNK}
@@ -106,6 +107,11 @@ def dataset_tensors(config: ExperimentConfig) -> dict[str, Any]:
     for name, split in (("train", train), ("val", data.val), ("test", data.test)):
         split = split.select_tasks(config.tasks)
         out[name] = {"x": split.x.contiguous().float(), "y": {t: v.contiguous() for t, v in split.y.items()}}
+    size = sum(v.numel() * v.element_size() for split in ("train", "val", "test")
+               for v in (out[split]["x"], *out[split]["y"].values()))
+    if size > MAX_DATA_BYTES:
+        raise ValueError(f"The run's data would be a {size / 2**30:.1f} GiB tensor file, more than "
+                         f"{MAX_DATA_BYTES / 2**30:.0f} GiB; train with a smaller train.max_samples to export it.")
     out["target_stats"] = {t: [float(v[0]), float(v[1])] for t, v in data.target_stats.items() if t in config.tasks}
     out["tasks"] = {t: {"kind": data.tasks[t].kind, "classes": list(data.tasks[t].classes)} for t in config.tasks}
     return out
