@@ -91,6 +91,7 @@ def test_a_run_rolled_back_to_queued_is_not_trained_again_and_repair_restores_it
     assert cli(capsys, "repair", "--home", str(store.home))[0] == 0
     after = store.get_run(run_id)
     assert (after.state, after.summary["test"], after.label) == ("finished", before.summary["test"], "baseline")
+    assert after.progress == 1.0
     assert store.step_metrics(run_id) == steps and len(store.epoch_metrics(run_id)) == 2
     assert integrity.check(store.home) == []
 

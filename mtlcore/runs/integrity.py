@@ -353,6 +353,9 @@ def _rebuild_run(store, run_id: str, folder: Path, report: RepairReport) -> None
                     (state, message, (files.row or {}).get("started_at") or time.time(),
                      (files.row or {}).get("finished_at"), time.time(),
                      json.dumps(files.summary) if files.summary is not None else None, run_id))
+            conn.execute("UPDATE runs SET progress = MAX(progress, ?) WHERE id = ?",
+                         (1.0 if state == FINISHED and (rolled_back or ended_in_files) else _file_progress(files),
+                          run_id))
         report.completed += 1
         report.lines.append(f"Caught up run {run_id} with its folder: {len(new_steps)} step(s) and "
                             f"{len(new_epochs)} epoch(s) restored, now {state if rolled_back or ended_in_files else row['state']}.")
@@ -368,16 +371,23 @@ def _ending_from_files(files: run_files.RunFolder) -> tuple[str, str]:
     return INTERRUPTED, REBUILT_MESSAGE.format(step=files.last_step)
 
 
+def _file_progress(files: run_files.RunFolder) -> float:
+    """How far the run got by its folder: its last logged step's progress (0..1)."""
+    try:
+        return float(files.steps.get(files.last_step, {}).get("progress") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _insert_row(store, run_id: str, files: run_files.RunFolder, state: str, message: str) -> None:
     row = dict(files.row or {})
-    last = files.steps.get(files.last_step, {})
     row.update(
         id=run_id, state=state, message=message, config=files.config_json, claim=None,
         summary=json.dumps(files.summary) if files.summary is not None else None,
         created_at=row.get("created_at") or folder_time(files.path),
         started_at=row.get("started_at") or folder_time(files.path),
         finished_at=row.get("finished_at") or time.time(),
-        progress=1.0 if state == FINISHED else float(last.get("progress") or row.get("progress") or 0.0),
+        progress=1.0 if state == FINISHED else max(_file_progress(files), float(row.get("progress") or 0.0)),
         cancel_requested=0,
     )
     row.setdefault("label", "")

@@ -157,7 +157,7 @@ def train_one(store: RunStore, record: RunRecord, shutdown: threading.Event | No
         if callback.lost is not None:  # it stopped because the run is no longer ours: nothing to record
             return INTERRUPTED
         if isinstance(error, StoreError):
-            _log(f"Run {record.id} failed: {error}")  # one sentence says it all (e.g. a read-only folder)
+            _log(f"Run {record.id} stopped: {error}")  # one sentence says it all (e.g. a read-only folder)
         else:
             traceback.print_exc()  # the full story goes to the worker's log file
         return _finish(store, record, FAILED, _one_line(error))
