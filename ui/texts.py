@@ -20,6 +20,29 @@ class Section:
 
 
 SECTIONS: dict[str, Section] = {
+    "calibration": Section(
+        "Calibration and temperature",
+        "A classifier is *calibrated* when it is right 80 % of the time on the inputs it is 80 % sure of. "
+        "The **expected calibration error** (ECE) sorts the test predictions into 15 bins of confidence and "
+        "averages |accuracy − confidence| over the bins, weighted by their size; the **reliability diagram** "
+        "draws accuracy against confidence (calibrated = on the diagonal). Networks trained long are often "
+        "over-confident. **Temperature scaling** divides every logit by one number T before the softmax: T > 1 "
+        "flattens the probabilities, T < 1 sharpens them, and the predicted class never changes. After "
+        "training, the lab fits T per task on the validation split (lowest negative log-likelihood) and "
+        "reports ECE before and after; Predict uses the fitted T, and its slider lets you try others.",
+        "Guo, C., Pleiss, G., Sun, Y., & Weinberger, K. Q. (2017). On Calibration of Modern Neural Networks. ICML.",
+    ),
+    "uncertainty": Section(
+        "Regression that predicts a distribution",
+        "With the regression loss `gaussian_nll` a head predicts a mean μ and a log-variance s = log σ² for "
+        "each input, and is trained on the Gaussian negative log-likelihood ½·(e^(−s)(y − μ)² + s): where the "
+        "targets are noisy the model may say so (large σ) instead of paying the full squared error. Predicting "
+        "s rather than σ² keeps the loss finite. The test metrics add the likelihood and the share of targets "
+        "inside μ ± 1.645σ, which is about 90 % when the predicted variances are honest; Predict shows "
+        "mean ± standard deviation.",
+        "Kendall, A., & Gal, Y. (2017). What Uncertainties Do We Need in Bayesian Deep Learning for Computer "
+        "Vision? NeurIPS.",
+    ),
     "mtl": Section(
         "What multi-task learning is",
         "One model learns **several tasks at once** from the same inputs, for example the *shape*, the "
@@ -155,7 +178,8 @@ SECTIONS: dict[str, Section] = {
 
 # The order of the Learn page.
 LEARN_ORDER = ("mtl", "sharing", "cross_stitch", "mmoe", "loss", "weight_decay", "l1", "dropout", "batchnorm",
-               "early_stopping", "negative_transfer", "conflict", "affinity", "weighting")
+               "early_stopping", "negative_transfer", "conflict", "affinity", "weighting", "calibration",
+               "uncertainty")
 
 # Which section explains each architecture (the Train page's "learn more").
 ARCH_SECTION = {"hard": "sharing", "soft": "sharing", "single": "mtl", "cross_stitch": "cross_stitch", "mmoe": "mmoe"}
