@@ -154,6 +154,28 @@ def test_killing_the_ray_task_mid_run_leaves_the_run_interrupted(ray_runner):
     assert store.step_metrics(run_id)  # nothing already stored is lost
 
 
+def test_a_run_taken_from_a_paused_dispatcher_stays_interrupted_and_its_task_stops(ray_runner):
+    # What recovery does while the dispatcher is paused past the heartbeat timeout: the run is
+    # marked interrupted and its claim taken away. The dispatcher's next write for it is refused.
+    from mtlcore.runs.database import writing
+    from mtlcore.runs.store import INTERRUPTED_MESSAGE
+
+    runner, dispatcher = ray_runner
+    store = runner.store
+    run_id = runner.submit(long_config(), label="paused", owner="erin")
+    held = wait_for(lambda: running_with_steps(store, dispatcher, run_id), "the run to train on Ray", timeout=120)
+    with writing(store.db_path) as conn:
+        conn.execute("UPDATE runs SET state = 'interrupted', message = ?, claim = NULL WHERE id = ?",
+                     (INTERRUPTED_MESSAGE, run_id))
+    steps = len(store.step_metrics(run_id))
+    wait_for(lambda: run_id not in dispatcher.held, "the dispatcher to let the run go")
+    done, _ = ray.wait([held.task], timeout=60)
+    assert done, "its Ray task is stopped, not left training"
+    record = store.get_run(run_id)
+    assert (record.state, record.message) == ("interrupted", INTERRUPTED_MESSAGE)
+    assert len(store.step_metrics(run_id)) == steps
+
+
 def test_losing_the_cluster_marks_the_runs_it_held_interrupted(cluster, tmp_path):
     store = RunStore(tmp_path / "home")
     run_id = store.add_run(long_config(), "lost").id
