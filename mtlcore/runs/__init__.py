@@ -30,6 +30,7 @@ from .callback import StoreCallback
 from .checkpoints import load_checkpoint
 from .errors import ClaimLost, NotOwnerError, QueueFullError, StoreDamaged, StoreError, StoreUnwritable
 from .home import FolderSize, data_folder_size, default_home
+from .integrity import Finding, quick_check
 from .record import ACTIVE_STATES, FINAL_STATES, STATES, RunRecord
 from .runner import Runner
 from .store import RunStore
@@ -39,6 +40,7 @@ __all__ = [
     "ACTIVE_STATES",
     "ClaimLost",
     "FINAL_STATES",
+    "Finding",
     "FolderSize",
     "NotOwnerError",
     "QueueFullError",
@@ -53,5 +55,6 @@ __all__ = [
     "data_folder_size",
     "default_home",
     "load_checkpoint",
+    "quick_check",
     "run_worker",
 ]
