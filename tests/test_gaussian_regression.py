@@ -67,3 +67,10 @@ def test_gaussian_runs_train_alone_not_packed():
 def test_an_unknown_regression_loss_names_gaussian_nll_among_the_choices():
     with pytest.raises(ConfigError, match="gaussian_nll"):
         validate(gaussian(**{"loss.regression": "laplace"}))
+
+
+def test_the_config_lists_the_same_regression_losses_as_the_loss_registry():
+    from mtlcore.config import REGRESSION_LOSSES
+    from mtlcore.losses import REGRESSION_LOSS_NAMES
+
+    assert REGRESSION_LOSSES == REGRESSION_LOSS_NAMES
