@@ -37,8 +37,8 @@ from .record import (
 HEARTBEAT_EVERY = 2.0
 STALE_AFTER = 30.0
 INTERRUPTED_MESSAGE = (
-    "Its worker process stopped while it was training (killed, crashed or the machine restarted); "
-    "the metrics logged so far are kept."
+    "Its worker process stopped answering while it was training (killed, crashed, paused or asleep past the "
+    "heartbeat timeout, or the machine restarted); the metrics logged so far are kept."
 )
 ROLLED_BACK_MESSAGE = (
     "The store had lost this run's progress (its database was rolled back or replaced, e.g. its -wal file "
