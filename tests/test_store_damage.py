@@ -229,3 +229,15 @@ def test_metrics_files_of_a_run_match_its_rows_after_a_kill(store):
     assert json.loads((store.run_dir(run_id) / "run.json").read_text())["state"] == "interrupted"
     with sqlite3.connect(store.db_path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM step_metrics").fetchone()[0] == 1
+
+
+def test_steps_lost_from_the_middle_of_a_run_are_found_and_put_back(store, capsys):
+    run_id, = trained(store, "baseline")
+    steps = store.step_metrics(run_id)
+    with writing(store.db_path) as conn:  # lost rows, while the run trained on and ended
+        conn.execute("DELETE FROM step_metrics WHERE run_id = ? AND step BETWEEN 3 AND 6", (run_id,))
+
+    code, out, _ = cli(capsys, "check", "--home", str(store.home))
+    assert code == 1 and "behind their own folders" in out
+    assert cli(capsys, "repair", "--home", str(store.home))[0] == 0
+    assert store.step_metrics(run_id) == steps and store.get_run(run_id).state == "finished"

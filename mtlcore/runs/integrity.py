@@ -127,9 +127,10 @@ def check(home: Path | str | None = None) -> list[Finding]:
     try:
         rows = {r["id"]: r for r in conn.execute("SELECT id, state, started_at, message FROM runs")}
         last = {
-            run_id: (step or 0, epoch or 0) for run_id, step, epoch in conn.execute(
+            run_id: (step or 0, epoch or 0, count) for run_id, step, epoch, count in conn.execute(
                 "SELECT r.id, (SELECT MAX(step) FROM step_metrics WHERE run_id = r.id), "
-                "(SELECT MAX(epoch) FROM epoch_metrics WHERE run_id = r.id) FROM runs r")
+                "(SELECT MAX(epoch) FROM epoch_metrics WHERE run_id = r.id), "
+                "(SELECT COUNT(*) FROM step_metrics WHERE run_id = r.id) FROM runs r")
         }
     except sqlite3.Error as error:
         return [Finding("unreadable-database", str(database.store_error(error, path) or error))]
@@ -148,7 +149,7 @@ def check(home: Path | str | None = None) -> list[Finding]:
 
 
 def _folder_findings(home: Path, db_path: Path, folders: dict[str, Path], rows: dict, last: dict) -> list[Finding]:
-    """Unknown folders and rows behind their files (``last``: run -> (max step, max epoch) stored, if known)."""
+    """Unknown folders and rows behind their files (``last``: run -> (max step, max epoch, steps) stored, if known)."""
     findings = []
     unknown = sorted(name for name in folders if name not in rows)
     if unknown:
@@ -168,9 +169,10 @@ def _folder_findings(home: Path, db_path: Path, folders: dict[str, Path], rows: 
             behind.append(run_id)  # set aside by a worker for the same reason
         elif run_id in last:
             files = run_files.read_folder(folder)
-            step, epoch = last[run_id]
+            step, epoch, count = last[run_id]
             ended_in_files = (files.row or {}).get("state") in FINAL_STATES
-            if files.last_step > step or files.last_epoch > epoch or (
+            # A gap (rows lost in the middle, the run trained on) shows in the count, not the last step.
+            if files.last_step > step or files.last_epoch > epoch or len(files.steps) > count or (
                     ended_in_files and row["state"] not in FINAL_STATES):
                 behind.append(run_id)
     if behind:
