@@ -74,11 +74,10 @@ def render_script(config: ExperimentConfig, run: str = "", script_name: str = "t
     info = dataset_info(config.dataset.name)
     specs = {t: info.task(t) for t in config.tasks}
     tasks = {t: {"kind": s.kind, "classes": s.num_classes} for t, s in specs.items()}
-    architecture = ("single-task: one trunk, one head" if config.model.arch == "single"
-                    else "hard parameter sharing: one trunk, one head per task")
+    architecture = "one trunk and one head" if config.model.arch == "single" else "one trunk, a head per task"
     o, r = config.optim, config.reg
     values: dict[str, Any] = {
-        "tasks": repr(tasks), "weights": repr(loss_weights(config)), "regression": repr(config.loss.regression),
+        "tasks": one_per_line(tasks), "weights": repr(loss_weights(config)), "regression": repr(config.loss.regression),
         "label_smoothing": config.loss.label_smoothing, "focal_gamma": config.loss.focal_gamma,
         "width": config.model.width, "batchnorm": r.batchnorm, "dropout": r.dropout,
         "optimiser": repr(o.name), "lr": o.lr, "momentum": o.momentum, "weight_decay": r.weight_decay, "l1": r.l1,
@@ -92,6 +91,11 @@ def render_script(config: ExperimentConfig, run: str = "", script_name: str = "t
                                         script_name=plain(script_name), data_name=plain(data_name),
                                         epochs=config.train.epochs, architecture=architecture)
     return header + template.SETTINGS.substitute(values) + TRUNKS[trunk_of(config)] + template.BODY
+
+
+def one_per_line(mapping: dict[str, Any]) -> str:
+    """A dict literal with one entry a line, for the reader."""
+    return "{\n" + "".join(f"    {key!r}: {value!r},\n" for key, value in mapping.items()) + "}"
 
 
 def plain(text: str) -> str:

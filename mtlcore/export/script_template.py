@@ -22,10 +22,11 @@ beside it as a tensor file:
     python $script_name --data $data_name            # the run's $epochs epochs
     python $script_name --data $data_name --epochs 1
 
-What it does, in order: rebuild the run's model ($architecture), the loss of
-each task with the weights you chose, the optimiser, and the training loop;
-then print every task's test metric, which matches the lab's result within
-seed noise (the lab may train in bfloat16 and in another memory layout).
+What it does, in order: rebuild the run's model ($architecture),
+the loss of each task with the weights you chose, the optimiser and the
+training loop; then print every task's test metric, which matches the lab's
+result within seed noise (the lab may train in bfloat16 and in another
+memory layout).
 
 This generator covers hard parameter sharing (one trunk, one head per task;
 Caruana 1997) and single-task runs, with static or equal loss weights, a CNN
@@ -42,7 +43,8 @@ from torch import nn
 SETTINGS = Template('''
 
 # ----- the run's settings ----------------------------------------------------------
-TASKS = $tasks  # name -> kind and number of classes (classification) or 0 (regression)
+# Each task: its kind, and its number of classes (0 for regression).
+TASKS = $tasks
 LOSS_WEIGHTS = $weights  # the loss of task t is multiplied by LOSS_WEIGHTS[t]
 REGRESSION_LOSS = $regression  # mse, l1, huber or gaussian_nll
 LABEL_SMOOTHING = $label_smoothing
