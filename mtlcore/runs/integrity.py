@@ -244,6 +244,7 @@ def repair(home: Path | str | None = None) -> RepairReport:
     store = RunStore(home)  # a fresh database where needed; marks runs of vanished workers interrupted
     if aside is not None:
         _salvage(aside, store, report)
+        store.recover_orphans()  # salvaged rows of runs whose worker is gone
     for run_id, folder in sorted(run_folders(home).items()):
         _rebuild_run(store, run_id, folder, report)
     removed = remove_leftover_temp_files(store)
