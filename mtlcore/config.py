@@ -39,6 +39,14 @@ class ModelConfig:
     trunk: str = "auto"  # auto (cnn for images, mlp for vectors), cnn, mlp, resnet18
     width: int = 32  # channels of the first conv block / hidden units of the MLP
     num_experts: int = 4  # MMoE only
+    # The MLP trunk (vector inputs): hidden layers, and units per layer (0 = 2 x width). Ma et al.'s
+    # matched budget (MMoE, KDD 2018, section 4.3) is one layer of 113 units for the shared bottom
+    # against 8 experts of one 16-unit layer (expert_hidden, 0 = as the trunk), towers of 8 (head_hidden,
+    # 0 = half the features, at least 16).
+    layers: int = 2
+    hidden: int = 0
+    expert_hidden: int = 0
+    head_hidden: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,12 @@ class TrainConfig:
     diagnostics_every: int = 0  # steps between gradient diagnostics; 0 = off
     diagnostics_cosine: str = "exact"  # exact (shared parameters) or features (cheaper, approximate); see diagnostics.py
     precision: str = "auto"  # auto (bfloat16 where native and it pays), float32, bfloat16; see mtlcore/speed.py
+    # Few labels: only this fraction of the training samples keeps its labels for the supervised
+    # tasks (their loss ignores the rest); tasks that need no labels (reconstruction) see every sample.
+    label_fraction: float = 1.0
+    # Bagging (Breiman 1996): train on a bootstrap sample of the training split (n draws with
+    # replacement, seeded by the run's seed); an ensemble member (mtlcore.ensemble).
+    bootstrap: bool = False
 
 
 @dataclass(frozen=True)
@@ -361,6 +375,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+MIN_LABEL_FRACTION = 0.05  # fewer labels than this leaves a few dozen on the small datasets
+
+
 def validate(config: ExperimentConfig) -> ExperimentConfig:
     """Check ``config`` against the registries; raise ConfigError if impossible.
 
@@ -413,6 +430,17 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         fail(f"model.width must be between 1 and 1024, got {config.model.width}.")
     if config.model.num_experts < 1 or config.model.num_experts > 64:
         fail(f"model.num_experts must be between 1 and 64, got {config.model.num_experts}.")
+    if not 1 <= config.model.layers <= 8:
+        fail(f"model.layers (hidden layers of the MLP trunk) must be between 1 and 8, got {config.model.layers}.")
+    for key in ("hidden", "expert_hidden", "head_hidden"):
+        if not 0 <= getattr(config.model, key) <= 4096:
+            fail(f"model.{key} must be between 0 (the default size) and 4096 units, got {getattr(config.model, key)}.")
+    mlp_trunk = config.model.trunk == "mlp" or (config.model.trunk == "auto" and info.input_kind == "vector")
+    if not mlp_trunk and (config.model.hidden or config.model.expert_hidden
+                          or config.model.layers != ModelConfig.layers):
+        fail(f"model.layers, model.hidden and model.expert_hidden shape the MLP trunk (model.trunk=mlp, the "
+             f"default for vector inputs); this model has model.trunk={config.model.trunk} with "
+             f"{info.input_kind} inputs (use model.width).")
     if config.weighting.method not in WEIGHTINGS:
         fail(f"Unknown weighting method {config.weighting.method!r} (weighting.method); choose one of: {', '.join(WEIGHTINGS.names())}.")
     if config.optim.name not in OPTIMIZERS:
@@ -442,6 +470,10 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
         fail(f"Unknown precision {config.train.precision!r} (train.precision); choose one of: {', '.join(PRECISIONS)}.")
     if config.train.log_every < 1:
         fail(f"train.log_every must be 1 or more, got {config.train.log_every}.")
+    fraction = config.train.label_fraction
+    if not (_is_number(fraction) and math.isfinite(fraction) and MIN_LABEL_FRACTION <= fraction <= 1):
+        fail(f"train.label_fraction must be a number from {MIN_LABEL_FRACTION:g} to 1 (the fraction of training "
+             f"samples that keep their labels), got {fraction}.")
     if config.reg.weight_decay < 0 or config.reg.l1 < 0 or config.reg.soft_lambda < 0:
         fail("reg.weight_decay, reg.l1 and reg.soft_lambda must be 0 or more.")
     for key, value, top in (("reg.weight_decay", config.reg.weight_decay, MAX_WEIGHT_DECAY),

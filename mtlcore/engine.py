@@ -30,6 +30,7 @@ from .calibration import calibrate_run
 from .config import ExperimentConfig, divergence_causes, validate
 from .data import MTLData, Split, TaskSpec, load_dataset
 from .devices import resolve_device
+from .ensemble import test_outputs
 from .diagnostics import Diagnostics, copied_buffers
 from .losses import make_loss
 from .metrics import SplitMeter, TaskMeter, score_from_losses
@@ -39,6 +40,8 @@ from .weighting import Weighting, create_weighting
 from .weighting.jacobian import TaskGradients
 
 EVAL_BATCH = 1024
+# Key of the training split's "keeps its label" mask in a batch's targets (train.label_fraction < 1).
+LABELLED = "_labelled"
 DIVERGED_MESSAGE = (
     "Training diverged: the loss of task {task!r} became {value} by step {step}. "
     "Try a lower learning rate (optim.lr, e.g. {lr:g})."
@@ -134,6 +137,13 @@ class TrainingRun:
         for name, split in (("train", train), ("val", data.val), ("test", data.test)):
             split = split.select_tasks(config.tasks).to(device)
             self.splits[name] = Split(self.speed.prepare_inputs(split.x), split.y)
+        n_train = len(self.splits["train"])
+        # Few labels: a fixed subset (chosen by the dataset's seed, so seeds vary only the training) keeps them.
+        self.labelled = labelled_mask(n_train, config.train.label_fraction, config.dataset.seed)
+        if self.labelled is not None:
+            self.splits["train"].y[LABELLED] = self.labelled.to(device)
+        # Bagging: the rows of this member's bootstrap sample (None: the training split as it is).
+        self.train_rows = bootstrap_rows(n_train, config.seed).to(device) if config.train.bootstrap else None
         self.loss_fns = {t: make_loss(spec, config.loss) for t, spec in self.specs.items()}
         self.weighting: Weighting = create_weighting(config.weighting.method, **config.weighting.options)
         self.weighting.setup(list(config.tasks), dict(config.loss.weights), self.model,
@@ -170,7 +180,21 @@ class TrainingRun:
         with self.speed.autocast():
             raw = self.model(x) if state is None else functional_call(self.model, state, (x,))
         outputs = {t: o.float() for t, o in raw.items()}  # a no-op in float32
-        return outputs, {t: self.loss_fns[t](outputs[t], y[t]) for t in self.specs}
+        labelled = y.get(LABELLED)
+        if labelled is None:
+            return outputs, {t: self.loss_fns[t](outputs[t], y[t]) for t in self.specs}
+        # Few labels: a task that needs labels averages its loss over the batch's labelled rows only
+        # (the gradient of training on those rows alone); the others use every row.
+        rows = labelled.nonzero().squeeze(1)
+        losses = {}
+        for t, spec in self.specs.items():
+            if not spec.needs_labels:
+                losses[t] = self.loss_fns[t](outputs[t], y[t])
+            elif rows.numel():
+                losses[t] = self.loss_fns[t](outputs[t][rows], y[t][rows])
+            else:  # no labelled row in this batch: no supervised signal, but the graph stays whole
+                losses[t] = outputs[t].sum() * 0.0
+        return outputs, losses
 
     def regularisers(self) -> torch.Tensor:
         """L1 on the trunk plus the architecture's own penalty (soft sharing)."""
@@ -221,12 +245,28 @@ class TrainingRun:
         cannot normalise a single example.
         """
         n = len(split)
-        order = torch.randperm(n, generator=self.generator).to(self.device) if shuffle else torch.arange(n, device=self.device)
+        if shuffle and split is self.splits["train"]:
+            order = self.epoch_order().to(self.device)
+        elif shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             if shuffle and idx.numel() < 2:
                 break
             yield split.x[idx], {t: v[idx] for t, v in split.y.items()}
+
+    def epoch_order(self) -> torch.Tensor:
+        """One epoch's order of training rows: a permutation, of the bootstrap sample for a bagging member.
+
+        Packed training (``mtlcore.packed``) draws each member's order here too, so a member
+        sees the same batches packed as alone.
+        """
+        order = torch.randperm(len(self.splits["train"]), generator=self.generator)
+        if self.train_rows is not None:
+            order = self.train_rows[order.to(self.train_rows.device)]
+        return order
 
     def steps_per_epoch(self) -> int:
         """Training steps in one epoch (a last batch of one sample is dropped)."""
@@ -272,6 +312,33 @@ class TrainingRun:
             "step": self.step,
             "temperatures": dict(self.temperatures),
         }
+
+
+def labelled_mask(n: int, fraction: float, seed: int) -> torch.Tensor | None:
+    """Which of ``n`` training samples keep their labels (bool, N), or None when all do.
+
+    ``round(fraction * n)`` samples (at least one), drawn without replacement by ``seed``.
+    """
+    if fraction >= 1:
+        return None
+    keep = max(1, int(round(fraction * n)))
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep]] = True
+    return mask
+
+
+def bootstrap_rows(n: int, seed: int) -> torch.Tensor:
+    """A bootstrap sample of ``n`` rows: n draws with replacement (Breiman 1996, "Bagging predictors").
+
+    About 63 % of the rows appear at least once; each member of an ensemble draws its own.
+    """
+    generator = torch.Generator().manual_seed(10_007 + seed)  # not the batch order's stream
+    return torch.randint(n, (n,), generator=generator)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Trainable numbers in ``model`` (what a parameter budget counts)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def read_losses(losses: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -386,11 +453,14 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
         "speed": run.speed.describe(),
         "seconds": round(time.perf_counter() - started, 3),
         "tasks": {t: spec.as_dict() for t, spec in run.specs.items()},
+        "parameters": count_parameters(run.model),
     }
     if status != "diverged":
         summary["val"] = run.evaluate("val")
         summary["test"] = run.evaluate("test")
         calibrate_run(run, summary)  # temperatures on val, ECE before/after on test; into the checkpoint too
+        if cfg.train.bootstrap:  # an ensemble member: its test predictions, for the ensemble's score
+            summary["test_outputs"] = test_outputs(run)
     summary["message"] = message or {"finished": f"Finished {run.epoch} epochs ({run.step} steps)."}.get(status, "")
     result = FitResult(status, summary["message"], summary, run)
     for cb in callbacks:

@@ -16,6 +16,10 @@ than sigma^2 keeps the loss finite: exp(-s) never divides by zero. The model
 learns to say "I am unsure here" (large s) instead of paying the full squared
 error on noisy targets.
 
+Reconstruction (the auxiliary task of ``data.base.reconstruction_task``): the
+mean squared error per pixel between the head's C*H*W outputs and the
+normalised input, the usual autoencoder loss.
+
 A loss is an object, not a bare function, because it decides how many numbers
 the head outputs (``output_size``) and how to read them (``point``,
 ``log_variance``). The engine, the metrics and prediction ask the loss; none
@@ -32,7 +36,7 @@ import torch.nn.functional as F
 from .config import LossConfig
 from .data import TaskSpec
 
-__all__ = ["GaussianNLL", "REGRESSION_LOSS_NAMES", "TaskLoss", "Z_90", "focal_loss", "gaussian_nll_in_units",
+__all__ = ["GaussianNLL", "REGRESSION_LOSS_NAMES", "Reconstruction", "TaskLoss", "Z_90", "focal_loss", "gaussian_nll_in_units",
            "make_loss", "output_size", "packs"]
 
 #: Two-sided 90 % interval of a normal distribution: mu +/- 1.645 sigma.
@@ -121,6 +125,31 @@ class GaussianNLL(TaskLoss):
         return output[..., 1]
 
 
+class Reconstruction(TaskLoss):
+    """MSE per pixel between the head's flat output and the input (the target), in the normalised input space.
+
+    The head is the task's ordinary small head with C*H*W outputs: a fully
+    connected decoder on the shared features. ``point`` gives the rebuilt
+    image. Packed training stacks one number per regression task, so these
+    runs train alone (``packs`` is False).
+    """
+
+    packs = False
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = tuple(shape)
+        self.output_size = math.prod(self.shape)
+
+    def __call__(self, output, target):
+        return F.mse_loss(output, target.flatten(1))
+
+    def point(self, output):
+        return output.reshape(*output.shape[:-1], *self.shape)
+
+    def __repr__(self) -> str:
+        return f"Reconstruction(shape={self.shape})"
+
+
 REGRESSION_LOSSES: dict[str, Callable[[], TaskLoss]] = {
     "mse": lambda: PointRegression("mse", F.mse_loss),
     "l1": lambda: PointRegression("l1", F.l1_loss),
@@ -141,6 +170,8 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float, smoothi
 
 def make_loss(spec: TaskSpec, config: LossConfig) -> TaskLoss:
     """The loss of one task, as ``loss(output, target) -> scalar`` with ``output_size`` etc."""
+    if spec.kind == "reconstruction":
+        return Reconstruction(spec.shape)
     if spec.kind == "classification":
         if config.focal_gamma > 0:
             return Focal(spec.num_classes, config.focal_gamma, config.label_smoothing)

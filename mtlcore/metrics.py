@@ -5,6 +5,9 @@ in the target's original units (lower is better) and R^2. Regression targets
 are standardised for training, so errors are multiplied back by the training
 split's standard deviation before they are reported.
 
+A reconstruction task reports ``mse``, its loss: the mean squared error per
+pixel in the normalised input space (lower is better).
+
 A regression task whose loss predicts a variance (``loss.regression=
 gaussian_nll``, Kendall & Gal 2017) also reports ``nll``, the mean negative
 log-likelihood of the test targets in their original units (with the
@@ -48,7 +51,7 @@ class TaskMeter:
         self.loss_sum = self.loss_sum + loss.detach().float() * n
         if self.spec.kind == "classification":
             self.correct = self.correct + (output.argmax(dim=-1) == target).sum()
-        else:
+        elif self.spec.kind == "regression":
             output = output.detach().float()
             pred = self.loss.point(output) if self.loss is not None else output.squeeze(-1)
             err = pred - target
@@ -67,6 +70,8 @@ class TaskMeter:
         out = {"loss": float(self.loss_sum) / n}
         if self.spec.kind == "classification":
             out["accuracy"] = float(self.correct) / n
+        elif self.spec.kind == "reconstruction":
+            out["mse"] = out["loss"]
         else:
             out["mae"] = float(self.abs_err) / n * self.std
             total_var = float(self.y_sq_sum) / n - (float(self.y_sum) / n) ** 2
@@ -100,7 +105,7 @@ class SplitMeter:
         self.specs, self.stds, self.losses = specs, stds, losses or {}
         self.tasks = list(specs)
         self.classification = [t for t in self.tasks if specs[t].kind == "classification"]
-        self.regression = [t for t in self.tasks if specs[t].kind != "classification"]
+        self.regression = [t for t in self.tasks if specs[t].kind == "regression"]
         # Regression tasks whose loss predicts a variance: they also get nll and coverage90.
         self.uncertain = [t for t in self.regression
                           if t in self.losses and self.losses[t].predicts_variance]

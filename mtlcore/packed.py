@@ -80,9 +80,10 @@ from .calibration import calibrate_run
 from .config import ExperimentConfig, validate
 from .data import Split, load_dataset
 from .devices import resolve_device
-from .engine import (EVAL_BATCH, Callback, FitResult, TrainingRun, first_non_finite, fit,
+from .engine import (EVAL_BATCH, Callback, FitResult, TrainingRun, count_parameters, first_non_finite, fit,
                      diverged_message, make_optimizer, make_scheduler)
-from .losses import packs as loss_packs
+from .ensemble import test_outputs
+from .losses import make_loss, packs as loss_packs
 from .metrics import score_from_losses
 from .models import MultiTaskModel, build_model
 from .speed import stacking_pays
@@ -119,15 +120,27 @@ def pack_key(config: ExperimentConfig) -> str | None:
     if (config.train.patience or config.train.diagnostics_every or not issubclass(method, LossWeighting)
             or method.objective is not LossWeighting.objective or method.wants_losses_after_step
             or arch.penalty is not MultiTaskModel.penalty
-            or not loss_packs(config.loss)):  # e.g. gaussian_nll: two outputs per regression task
+            or not loss_packs(config.loss)  # e.g. gaussian_nll: two outputs per regression task
+            or config.train.label_fraction < 1  # masked losses: fit's own step
+            or not _tasks_pack(config)):  # e.g. reconstruction: a whole image per example
         return None
     neutral = replace(config, seed=0, tasks=(), loss=replace(config.loss, weights={}),
+                      # a bagging member's own bootstrap rows are only its batches' order (epoch_order)
+                      train=replace(config.train, bootstrap=False),
                       dataset=replace(config.dataset, seed=0, options={}),
                       weighting=replace(config.weighting, method="", options={}),
                       model=replace(config.model, arch=""))
     # The architecture counts by its forward pass: single is hard sharing with
     # one head (the same forward), so baselines pack with the multi-task model.
     return neutral.to_json() + arch.forward.__qualname__
+
+
+def _tasks_pack(config: ExperimentConfig) -> bool:
+    """Whether every task's loss reads outputs that packed training stacks (one number per regression task)."""
+    from .data import dataset_info
+
+    info = dataset_info(config.dataset.name)
+    return all(make_loss(info.task(t), config.loss).packs for t in config.tasks)
 
 
 def pack_groups(configs: Sequence[ExperimentConfig], device: torch.device | str | None = None,
@@ -567,7 +580,8 @@ def fit_packed(configs: Sequence[ExperimentConfig], callbacks: Sequence[Sequence
             m.run.epoch = epoch
         meters = StackedMeters(packed)
         # Each member's own generator, as fit draws it: the same batches as alone.
-        orders = torch.stack([torch.randperm(n, generator=m.run.generator) for m in members]).to(device)  # N x n
+        # (a bagging member's permutes its bootstrap rows: engine.TrainingRun.epoch_order).
+        orders = torch.stack([m.run.epoch_order().to(device) for m in members])  # N x n
         packed.model.train()
         for start in range(0, n, cfg.batch_size):
             idx = orders[:, start:start + cfg.batch_size]  # N x b
@@ -614,10 +628,13 @@ def _report_end(packed: PackedRuns, member: Member, evaluation: dict[str, Any] |
         "status": member.status, "epochs": run.epoch, "steps": run.step, "best_epoch": member.best_epoch,
         "device": str(run.device), "speed": run.speed.describe(), "seconds": seconds, "packed": len(packed.runs),
         "tasks": {t: spec.as_dict() for t, spec in run.specs.items()},
+        "parameters": count_parameters(run.model),
     }
     if evaluation is not None:
         summary.update(evaluation)
         calibrate_run(run, summary)  # each member's own model, as fit does
+        if run.config.train.bootstrap:  # an ensemble member, as fit keeps it
+            summary["test_outputs"] = test_outputs(run)
     summary["message"] = member.message or {"finished": f"Finished {run.epoch} epochs ({run.step} steps)."}.get(
         member.status, "")
     member.result = FitResult(member.status, summary["message"], summary, run)

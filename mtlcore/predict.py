@@ -47,7 +47,8 @@ def load_model(path: Path | str, device: str = "cpu") -> LoadedModel:
     config = ExperimentConfig.from_dict(payload["config"])
     tasks = {
         name: TaskSpec(name=d["name"], kind=d["kind"], num_classes=d["num_classes"],
-                       classes=tuple(d["classes"]), unit=d["unit"], description=d["description"])
+                       classes=tuple(d["classes"]), unit=d["unit"], description=d["description"],
+                       shape=tuple(d.get("shape") or ()))
         for name, d in payload["tasks"].items()
     }
     model = build_model(config, list(tasks.values()), payload["input_kind"], tuple(payload["input_shape"]))
@@ -82,7 +83,9 @@ def predict_tensor(loaded: LoadedModel, x: torch.Tensor) -> dict[str, dict[str, 
     none was fitted), with the raw ``logits`` and the ``temperature`` so a
     page can show other temperatures (``calibration.softmax``). Regression:
     the value in original units, and its ``std`` when the loss predicts a
-    variance (gaussian_nll).
+    variance (gaussian_nll). Reconstruction: the rebuilt ``image`` and the
+    ``input`` (C x H x W nested lists, normalised as the model sees them)
+    and their ``mse``.
     """
     device = next(loaded.model.parameters()).device
     outputs = loaded.model(x.unsqueeze(0).to(device))
@@ -102,6 +105,11 @@ def predict_tensor(loaded: LoadedModel, x: torch.Tensor) -> dict[str, dict[str, 
                 "logits": [float(v) for v in out],
                 "temperature": temperature,
             }
+        elif spec.kind == "reconstruction":
+            # The rebuilt input (normalised, as the model saw it) beside the input itself, for display.
+            rebuilt = make_loss(spec, loaded.config.loss).point(out)
+            result[task] = {"kind": "reconstruction", "image": rebuilt.tolist(), "input": x.float().cpu().tolist(),
+                            "mse": float((rebuilt - x.float().cpu()).pow(2).mean())}
         else:
             mean, std = loaded.target_stats.get(task, (0.0, 1.0))
             loss = make_loss(spec, loaded.config.loss)

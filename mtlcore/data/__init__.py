@@ -20,7 +20,7 @@ import functools
 import json
 from typing import Any
 
-from .base import DATASETS, DatasetInfo, MTLData, Split, TaskSpec
+from .base import DATASETS, RECONSTRUCTION, DatasetInfo, MTLData, Split, TaskSpec
 
 # Importing the modules registers the datasets.
 from . import shapes, digits, multidigits, synthetic  # noqa: E402,F401
@@ -29,6 +29,7 @@ from . import own  # noqa: E402
 
 __all__ = [
     "DATASETS",
+    "RECONSTRUCTION",
     "DatasetInfo",
     "MTLData",
     "Split",

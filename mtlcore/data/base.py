@@ -8,6 +8,8 @@ just indexing -- no per-sample Python in the hot loop.
 """
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -15,7 +17,10 @@ import torch
 
 from ..registry import Registry
 
-TaskKind = Literal["classification", "regression"]
+TaskKind = Literal["classification", "regression", "reconstruction"]
+
+#: The auxiliary task every image dataset offers: rebuild the input (an autoencoder on the shared trunk).
+RECONSTRUCTION = "reconstruction"
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,10 @@ class TaskSpec:
 
     Classification tasks are scored by ``accuracy`` (higher is better);
     regression tasks by ``mae`` in the target's original units (lower is
-    better), with ``r2`` reported beside it.
+    better), with ``r2`` reported beside it. A ``reconstruction`` task (the
+    input itself is the target; see ``reconstruction_task``) is scored by
+    ``mse`` per pixel in the normalised input space (lower is better) and
+    needs no labels.
     """
 
     name: str
@@ -33,14 +41,24 @@ class TaskSpec:
     classes: tuple[str, ...] = ()  # class names, for display
     unit: str = ""  # regression only, e.g. "px"
     description: str = ""
+    # reconstruction only: the shape of one input (C, H, W); known once the data is built, so it
+    # does not take part in comparing two specs of the same task.
+    shape: tuple[int, ...] = field(default=(), compare=False)
 
     @property
     def output_size(self) -> int:
+        if self.kind == "reconstruction":
+            return math.prod(self.shape)
         return self.num_classes if self.kind == "classification" else 1
 
     @property
     def metric(self) -> str:
-        return "accuracy" if self.kind == "classification" else "mae"
+        return {"classification": "accuracy", "reconstruction": "mse"}.get(self.kind, "mae")
+
+    @property
+    def needs_labels(self) -> bool:
+        """False for a task whose target is the input itself: ``train.label_fraction`` leaves it every sample."""
+        return self.kind != "reconstruction"
 
     @property
     def higher_is_better(self) -> bool:
@@ -48,7 +66,7 @@ class TaskSpec:
 
     @property
     def default_loss(self) -> str:
-        return "cross_entropy" if self.kind == "classification" else "mse"
+        return "cross_entropy" if self.kind == "classification" else "mse"  # reconstruction: mse per pixel
 
     @property
     def chance(self) -> float | None:
@@ -65,6 +83,7 @@ class TaskSpec:
             "metric": self.metric,
             "higher_is_better": self.higher_is_better,
             "description": self.description,
+            "shape": list(self.shape),
         }
 
 
@@ -84,10 +103,13 @@ class Split:
         return int(self.x.shape[0])
 
     def to(self, device: torch.device | str) -> "Split":
-        return Split(self.x.to(device), {t: v.to(device) for t, v in self.y.items()})
+        x = self.x.to(device)
+        # A reconstruction target *is* the input: move it once, not twice.
+        return Split(x, {t: x if v is self.x else v.to(device) for t, v in self.y.items()})
 
     def subset(self, n: int) -> "Split":
-        return Split(self.x[:n], {t: v[:n] for t, v in self.y.items()})
+        x = self.x[:n]
+        return Split(x, {t: x if v is self.x else v[:n] for t, v in self.y.items()})
 
     def select_tasks(self, tasks: list[str] | tuple[str, ...]) -> "Split":
         return Split(self.x, {t: self.y[t] for t in tasks})
@@ -149,6 +171,15 @@ class DatasetInfo:
     # for an option out of range. None: not known.
     footprint: Callable[..., tuple[int, tuple[int, ...]]] | None = None
 
+    def __post_init__(self) -> None:
+        # Every image dataset also offers the reconstruction task (it needs no labels). A page
+        # preselects the dataset's own tasks, not the auxiliary one.
+        if self.input_kind == "image" and all(t.name != RECONSTRUCTION for t in self.tasks):
+            if not self.default_tasks:
+                object.__setattr__(self, "default_tasks", tuple(t.name for t in self.tasks))
+            object.__setattr__(self, "tasks", (*self.tasks, reconstruction_task()))
+            object.__setattr__(self, "build", _adding_reconstruction(self.build))
+
     def unavailable_reason(self) -> str | None:
         """None when the dataset can be loaded now, else why not and what to do."""
         return self.available() if self.available is not None else None
@@ -201,6 +232,36 @@ class DatasetRegistry(Registry[DatasetInfo]):
 
 
 DATASETS: DatasetRegistry = DatasetRegistry()
+
+
+def reconstruction_task(shape: tuple[int, ...] = ()) -> TaskSpec:
+    """The auxiliary task of rebuilding the input from the shared features (an autoencoder).
+
+    An unsupervised auxiliary task, as in Le, Patterson & White (NeurIPS
+    2018, "Supervised autoencoders: Improving generalization performance
+    with unsupervised regularizers"): the trunk must keep what describes the
+    whole image, which helps most when labels are few (``train.label_fraction``).
+    """
+    return TaskSpec(RECONSTRUCTION, "reconstruction", shape=tuple(shape),
+                    description="Rebuild the input image from the shared features (needs no labels).")
+
+
+def _adding_reconstruction(build: Callable[..., MTLData]) -> Callable[..., MTLData]:
+    """``build`` whose data also holds the reconstruction task (added after any cache the build uses)."""
+    @functools.wraps(build)
+    def build_with_reconstruction(*args: Any, **kwargs: Any) -> MTLData:
+        return with_reconstruction(build(*args, **kwargs))
+    return build_with_reconstruction
+
+
+def with_reconstruction(data: MTLData) -> MTLData:
+    """``data`` with the reconstruction task added (image datasets only): its target is each split's input."""
+    if data.input_kind != "image" or RECONSTRUCTION in data.tasks:
+        return data
+    tasks = {**data.tasks, RECONSTRUCTION: reconstruction_task(data.input_shape)}
+    splits = {name: Split(s.x, {**s.y, RECONSTRUCTION: s.x}) for name, s in data.splits().items()}
+    return MTLData(data.name, tasks, splits["train"], splits["val"], splits["test"], data.input_kind,
+                   dict(data.target_stats))
 
 
 def standardise_regression(
