@@ -223,6 +223,9 @@ HELP = {
     "label_smoothing": "Classification: train towards slightly softened targets; a mild regulariser. 0 = off.",
     "focal_gamma": "Classification: focal loss down-weights easy examples; 0 = plain cross-entropy.",
     "max_samples": "Train on at most this many training examples (0 = all): fewer is faster but over-fits sooner.",
+    "label_fraction": "Only this fraction of the training examples keeps its labels: the supervised tasks' loss "
+                      "ignores the others, while the reconstruction task (which needs no labels) learns from "
+                      "every image. With few labels, that auxiliary task can help the shared trunk.",
     "reopen": "Open one of your earlier runs: its charts and results, and its settings in the controls.",
 }
 

@@ -19,11 +19,13 @@ from PIL import Image
 
 from mtlcore import dataset_info
 from mtlcore.calibration import softmax
+from mtlcore.ensemble import combine_predictions, ensemble_runs
 from mtlcore.calibration_charts import temperature_figure
 from mtlcore.export import COVERED, dataset_bytes, export_bytes, model_metadata, render_script, script_problem
 from mtlcore.images import ImageError
 from mtlcore.predict import CheckpointError, LoadedModel, load_model, predict_tensor, preprocess
 from ui.safe_text import md, plotly_text, say
+from mtlcore.studies import StudyStore
 from ui.session import get_store, state_badge
 
 DISPLAY_SIZE = 256  # pixels of the "as the model sees it" picture: an 8x8 digit becomes 32x larger
@@ -219,6 +221,16 @@ def show_regression(task: str, prediction: dict[str, Any], spec) -> None:
                   help=md(spec.description) if spec.description else None)
 
 
+def show_reconstruction(task: str, prediction: dict[str, Any], spec) -> None:
+    """The input and the model's reconstruction of it, side by side (the auxiliary autoencoder task)."""
+    st.markdown(f"**{md(task)}**: the picture rebuilt from the shared features (per-pixel MSE "
+                f"{prediction['mse']:.3f} in the normalised input space)",
+                help=md(spec.description) if spec.description else None)
+    left, right = st.columns(2)
+    left.image(as_seen(np.asarray(prediction["input"], dtype=np.float32)), caption="Input")
+    right.image(as_seen(np.asarray(prediction["image"], dtype=np.float32)), caption="Reconstruction")
+
+
 def show_predictions(result: Prediction, loaded: LoadedModel) -> None:
     seen_column, prediction_column = st.columns([1, 2])
     with seen_column:
@@ -229,6 +241,8 @@ def show_predictions(result: Prediction, loaded: LoadedModel) -> None:
             spec = loaded.tasks[task]
             if prediction["kind"] == "classification":
                 show_classification(task, prediction, spec)
+            elif prediction["kind"] == "reconstruction":
+                show_reconstruction(task, prediction, spec)
             else:
                 show_regression(task, prediction, spec)
     st.caption(f"Prediction took {result.milliseconds:.1f} ms (preprocessing and model, on the CPU).")
@@ -267,11 +281,82 @@ def export_section(run, loaded: LoadedModel) -> None:
         st.code(code, language="python")
 
 
+# ----- an ensemble ---------------------------------------------------------------------------
+
+def ensemble_page(store) -> None:
+    """An ensemble of a finished mtl-vs-ensemble study: each member's vote next to the average."""
+    try:
+        studies = [s for s in StudyStore(store).list(states=("finished",)) if s.kind == "mtl-vs-ensemble"]
+    except Exception as error:  # an unreadable store: one sentence
+        say("error", f"The studies cannot be read: {error}")
+        return
+    ensembles = {(s.id, task, seed): (s, runs) for s in studies for (task, seed), runs in ensemble_runs(s).items()}
+    if not ensembles:
+        st.info("No ensemble yet. On the Studies page, run a study of the kind *Multi-task vs an ensemble*; "
+                "when it has finished, its ensembles can be tried here.")
+        return
+    chosen = st.selectbox(
+        "Ensemble", list(ensembles), key="predict_ensemble",
+        format_func=lambda k: f"{ensembles[k][0].label} · task {k[1]} · seed {k[2]} · {len(ensembles[k][1])} members",
+        help="The bagged single-task models of one task, from a finished mtl-vs-ensemble study.")
+    record, run_ids = ensembles[chosen]
+    task = chosen[1]
+    models = []
+    for run_id in run_ids:
+        path = store.checkpoint_path(run_id)
+        try:
+            models.append(cached_model(str(path), path.stat().st_mtime))
+        except (CheckpointError, OSError) as error:
+            say("error", f"Member run {run_id} cannot be loaded: {error}")
+            return
+    info = dataset_info(record.spec.base.dataset.name)
+    if info.input_kind != "image" or info.preprocess is None:
+        st.info(f"This ensemble learned from the {info.name} dataset, whose inputs are not pictures.")
+        return
+    data = image_from_source(info.name)
+    if data is None:
+        return
+    try:
+        first = handle_image(data, models[0])
+        x = preprocess(data, models[0].config.dataset.name, models[0].config.dataset.options)
+    except ImageError as error:
+        say("error", str(error))
+        return
+    combined = combine_predictions([first.predictions[task]] + [predict_tensor(m, x)[task] for m in models[1:]])
+    seen_column, result_column = st.columns([1, 2])
+    seen_column.image(first.seen, caption="As the members see it")
+    with result_column:
+        if combined["kind"] == "classification":
+            st.markdown(f"**{md(task)}**: average of the members' probabilities says "
+                        f"**{md(combined['average_class'])}** ({combined['average'][combined['average_class']]:.0%}); "
+                        f"majority vote says **{md(combined['vote'])}** ({combined['vote_count']} of "
+                        f"{len(combined['votes'])} votes).")
+            st.dataframe([{"member": k + 1, "vote": vote, "its probability": round(max(probs), 3)}
+                          for k, (vote, probs) in enumerate(zip(combined["votes"], combined["members"]))],
+                         hide_index=True, key="predict_ensemble_votes")
+            st.plotly_chart(probability_bars(task, combined["average"], combined["average_class"]),
+                            key="predict_ensemble_average", config={"displayModeBar": False})
+        else:
+            unit = f" {combined['unit']}" if combined.get("unit") else ""
+            st.metric(f"{md(task)} (mean of {len(combined['values'])} members)", f"{combined['mean']:.2f}{unit}")
+            st.dataframe([{"member": k + 1, "value": round(v, 3)} for k, v in enumerate(combined["values"])],
+                         hide_index=True, key="predict_ensemble_values")
+
+
 # ----- the page --------------------------------------------------------------------------
 
 def page() -> None:
     st.title("Predict")
     st.caption("Give a trained model one picture and see every task's prediction at once.")
+    mode = st.radio("Model", ("A run", "An ensemble"), horizontal=True, key="predict_mode",
+                    help="A run's model, or an ensemble of bagged single-task models from a finished "
+                         "mtl-vs-ensemble study (each member's vote next to the average).")
+    if mode == "An ensemble":
+        try:
+            ensemble_page(get_store())
+        except Exception as error:  # an unreadable data folder: say so, do not crash
+            say("error", f"The run store cannot be read: {error}")
+        return
     try:
         store = get_store()
         run = pick_run(store)

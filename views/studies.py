@@ -20,7 +20,7 @@ from mtlcore.config import set_key
 from mtlcore.runs import NotOwnerError, StoreError
 from mtlcore.studies import KIND_HELP, KINDS, StudyError, StudySpec, StudyStore, kind_defaults, plan
 from mtlcore.studies.figures import figures
-from mtlcore.studies.spec import DEFAULT_ARCHS, DEFAULT_CORRELATIONS, DEFAULT_METHODS, DEFAULT_SEEDS
+from mtlcore.studies.spec import DEFAULT_ARCHS, DEFAULT_CORRELATIONS, DEFAULT_ENSEMBLE, DEFAULT_METHODS, DEFAULT_SEEDS
 from mtlcore.verdicts import RULE as VERDICT_RULE
 from ui.safe_text import md, say
 from ui.session import ago, get_runner, get_store, owner, state_badge
@@ -34,6 +34,7 @@ TITLES = {
     "pairs": "Which tasks should share?",
     "sweep": "Loss-weight sweep",
     "relatedness": "Task relatedness",
+    "mtl-vs-ensemble": "Multi-task vs an ensemble",
 }
 CORRELATION_CHOICES = (1.0, 0.75, 0.5, 0.25, 0.0, -0.25, -0.5, -0.75, -1.0)
 STUDY_BADGES = {"running": "🟢 running", "finished": "✅ finished", "cancelled": "⏹️ cancelled"}
@@ -59,6 +60,8 @@ HELP = {
     "correlations": "Correlations between the two synthetic tasks' weight vectors, from 1 (the same task) to "
                     "-1 (opposite).",
     "archs": "Sharing architectures compared with single-task models at each correlation.",
+    "ensemble": "Single-task models per task in the ensemble, each trained on its own bootstrap sample. Their "
+                "width is chosen so that all of them together have about the multi-task model's parameters.",
     "reuse": "A run identical to one already trained (same settings and seed, by anyone) is reused instead "
              "of trained again; single-task baselines are shared this way between studies.",
     "start": "Plan the study and queue its runs. They train in the background, a few at a time; the study "
@@ -133,6 +136,9 @@ def kind_options(kind: str) -> dict[str, Any]:
                 "methods": tuple(st.multiselect("Automatic methods to overlay", choices, key=f"{K}methods",
                                                 default=[m for m in DEFAULT_METHODS if m in choices],
                                                 help=HELP["methods"]))}
+    if kind == "mtl-vs-ensemble":
+        return {"ensemble": st.slider("Members per task", 2, 10, value=DEFAULT_ENSEMBLE, key=f"{K}ensemble",
+                                      help=HELP["ensemble"])}
     if kind == "relatedness":
         archs = [a for a in ARCHITECTURES.names() if a != "single"]
         correlations = st.multiselect("Correlations", CORRELATION_CHOICES, default=list(DEFAULT_CORRELATIONS),
@@ -195,6 +201,16 @@ def result_table(kind: str, result: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"point": p["label"], "on Pareto front": {True: "yes", False: "no", None: "-"}[p["on_front"]],
                  **{f"{t} mean": r((v or {}).get("mean")) for t, v in p["values"].items()},
                  **{f"{t} std": r((v or {}).get("std")) for t, v in p["values"].items()}} for p in result["points"]]
+    if kind == "mtl-vs-ensemble":
+        def cell(value, key):
+            return r((value or {}).get(key))
+        rows = [{"task": t["task"], "metric": t["metric"],
+                 **{f"{name} {stat}": cell(t[key], stat) for key, name in
+                    (("mtl", "MTL"), ("stl", "STL"), ("ensemble", "ensemble"), ("vote", "vote"), ("member", "member"))
+                    for stat in ("mean", "std")},
+                 "ensemble vs MTL % (positive = ensemble better)": r(t["ensemble_vs_mtl"], 2),
+                 "beyond seed spread": {True: "yes", False: "no", None: "-"}[t["clear"]]} for t in result["tasks"]]
+        return rows
     return [{"correlation": row["correlation"], "architecture": row["arch"],
              "benefit % mean": r((row["benefit"] or {}).get("mean"), 2),
              "benefit % std": r((row["benefit"] or {}).get("std"), 2),
@@ -256,6 +272,14 @@ def study_panel(study_id: str, was_running: bool) -> None:
         if record.kind in ("stl-vs-mtl", "relatedness"):
             st.caption(VERDICT_RULE)
         st.dataframe(result_table(record.kind, result), hide_index=True, key=f"{K}table_{study_id}")
+        if record.kind == "mtl-vs-ensemble":
+            st.markdown("**Parameter budgets and training time** (the members' width is chosen so that the "
+                        "ensemble has about the multi-task model's parameters)")
+            st.dataframe([{"model": b["model"], "runs": b["runs"], "parameters": b["parameters"],
+                           "training s (mean)": (b["seconds"] or {}).get("mean"),
+                           "training s (std)": (b["seconds"] or {}).get("std")} for b in result["budgets"]],
+                         hide_index=True, key=f"{K}budgets_{study_id}")
+            st.caption(result["rule"] + " Predict shows the ensemble's members' votes on your own picture.")
     with st.expander(f"Member runs ({record.total})"):
         st.dataframe([{"run": m.label, "state": state_badge(m.state), "progress": f"{m.progress:.0%}",
                        "reused": "yes" if m.reused else "", "run id": m.run_id or ""} for m in record.members],

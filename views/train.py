@@ -143,6 +143,7 @@ def widget_values(config: ExperimentConfig) -> dict[str, Any]:
         f"{K}regression": lo.regression, f"{K}smoothing": float(lo.label_smoothing), f"{K}focal": float(lo.focal_gamma),
         f"{K}optim": o.name, f"{K}lr": float(o.lr), f"{K}momentum": float(o.momentum), f"{K}schedule": o.schedule,
         f"{K}epochs": int(t.epochs), f"{K}batch": int(t.batch_size), f"{K}max_samples": int(t.max_samples),
+        f"{K}label_fraction": float(t.label_fraction),
         f"{K}patience": int(t.patience), f"{K}diag": int(t.diagnostics_every),
         f"{K}wd": float(r.weight_decay), f"{K}l1": float(r.l1), f"{K}dropout": float(r.dropout),
         f"{K}bn": bool(r.batchnorm), f"{K}soft_lambda": float(r.soft_lambda),
@@ -211,6 +212,7 @@ def config_from_widgets(base: ExperimentConfig) -> ExperimentConfig:
                                   momentum=float(get("momentum", o.momentum)), schedule=get("schedule", o.schedule)),
         train=dataclasses.replace(t, epochs=int(get("epochs", t.epochs)), batch_size=int(get("batch", t.batch_size)),
                                   max_samples=int(get("max_samples", t.max_samples)),
+                                  label_fraction=float(get("label_fraction", t.label_fraction)),
                                   patience=int(get("patience", t.patience)), diagnostics_every=int(get("diag", t.diagnostics_every))),
         reg=dataclasses.replace(r, weight_decay=float(get("wd", r.weight_decay)), l1=float(get("l1", r.l1)),
                                 dropout=float(get("dropout", r.dropout)), batchnorm=bool(get("bn", r.batchnorm)),
@@ -311,6 +313,10 @@ def dataset_section(base: ExperimentConfig) -> ExperimentConfig:
         if spec.kind == "classification":
             detail = f"Classification into {spec.num_classes} classes: {', '.join(spec.classes)}. Scored by accuracy."
         # Task and class names of an imported dataset are user text: shown as typed, never as Markdown.
+        elif spec.kind == "reconstruction":
+            detail = ("Auxiliary task: a small decoder on the shared trunk rebuilds the picture (an autoencoder). "
+                      "It needs no labels, so it learns from every image even when few are labelled. "
+                      "Scored by per-pixel MSE.")
         else:
             detail = f"Regression{f' in {spec.unit}' if spec.unit else ''}. Scored by mean absolute error."
         columns[i % len(columns)].checkbox(md(spec.name), key=task_key(dataset, spec.name),
@@ -377,6 +383,7 @@ def training_section() -> None:
     c2.select_slider("Batch size", with_value(BATCH_STEPS, ss.get(f"{K}batch", 64)), key=f"{K}batch",
                      help=HELP["batch_size"])
     c1.number_input("Seed", min_value=min(0, ss.get(f"{K}seed", 0)), step=1, key=f"{K}seed", help=HELP["seed"])
+    slider(c2, "Labelled fraction", 0.05, 1.0, f"{K}label_fraction", 0.05, HELP["label_fraction"])
     c2.number_input("Gradient diagnostics every k steps", min_value=min(0, ss.get(f"{K}diag", 0)), step=5,
                     key=f"{K}diag", help=HELP["diagnostics"])
     with st.expander("More training settings"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .common import CommandError, add_config_arguments, config_from_args
 
-KINDS = ("stl-vs-mtl", "pairs", "sweep", "relatedness")  # checked against mtlcore.studies.KINDS in the tests
+KINDS = ("stl-vs-mtl", "pairs", "sweep", "relatedness", "mtl-vs-ensemble")  # checked against mtlcore.studies.KINDS in the tests
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,8 @@ def register(subparsers) -> None:
         "study", help="train a study (many runs over seeds) in the foreground and write result.json",
         description="Kinds: stl-vs-mtl (each task alone vs together), pairs (transfer matrix and affinity), "
                     "sweep (two tasks' loss weights and the Pareto front), relatedness (synthetic tasks of "
-                    "chosen correlation, hard sharing vs MMoE).",
+                    "chosen correlation, hard sharing vs MMoE), mtl-vs-ensemble (the multi-task model against "
+                    "single-task models and a bagged ensemble of them at a matched parameter budget).",
     )
     parser.add_argument("kind", choices=KINDS, metavar="KIND", help=f"one of: {', '.join(KINDS)}")
     add_config_arguments(parser)
@@ -42,6 +43,8 @@ def register(subparsers) -> None:
                         help="relatedness: architectures compared with single-task (default hard,mmoe)")
     parser.add_argument("--diagnostics-every", type=int, metavar="STEPS",
                         help="pairs: steps between lookahead-affinity measurements in the all-task run (default 10)")
+    parser.add_argument("--ensemble", type=int, metavar="K",
+                        help="mtl-vs-ensemble: bagged members per task (default 5)")
     parser.add_argument("--no-reuse", action="store_true",
                         help="train every member, even one identical to a finished run in the data folder")
     parser.add_argument("--home", metavar="DIR",
@@ -73,7 +76,7 @@ def spec_from_args(args: argparse.Namespace):
         defaults = kind_defaults(args.kind, names[-1] if names else None)
         assignments = [f"{key}={value}" for key, value in defaults.items()] + args.assignments
         base = config_from_args(argparse.Namespace(config=None, assignments=assignments))
-    options = {name: getattr(args, name) for name in ("seeds", "max_subset", "steps", "diagnostics_every")
+    options = {name: getattr(args, name) for name in ("seeds", "max_subset", "steps", "diagnostics_every", "ensemble")
                if getattr(args, name) is not None}  # unset: the StudySpec default
     if args.methods:
         options["methods"] = _list(args.methods)

@@ -10,6 +10,7 @@ Missing values (runs not finished yet) are simply not drawn.
     affinity_figure     the T x T lookahead affinity (Fifty et al. 2021)
     sweep_figure        task A's metric against task B's, Pareto front marked
     relatedness_figure  benefit of sharing against task correlation, per architecture
+    ensemble_figure     one panel per task: MTL, STL, the ensemble and one member, mean ± std
 """
 from __future__ import annotations
 
@@ -134,6 +135,30 @@ def relatedness_figure(result: dict[str, Any]) -> go.Figure:
     return _layout(fig, "Benefit of sharing vs task relatedness (mean ± std over seeds)")
 
 
+ENSEMBLE_BARS = (("mtl", "multi-task", MTL_COLOR), ("stl", "single-task", STL_COLOR),
+                 ("ensemble", "ensemble (average)", PALETTE[2]), ("vote", "ensemble (vote)", PALETTE[3]),
+                 ("member", "one member", PALETTE[5]))
+
+
+def ensemble_figure(result: dict[str, Any]) -> go.Figure:
+    """One panel per task: the multi-task model, single-task, the ensemble and its average member."""
+    rows = result["tasks"]
+    fig = make_subplots(rows=1, cols=len(rows), subplot_titles=[
+        f"{plotly_text(r['task'])}: {r['metric'] or '...'}" for r in rows])
+    for col, row in enumerate(rows, 1):
+        for key, name, color in ENSEMBLE_BARS:
+            value = row.get(key)
+            if value is None:
+                continue
+            fig.add_trace(go.Bar(
+                x=[name], y=[value["mean"]], marker_color=color, name=name, legendgroup=key, showlegend=col == 1,
+                error_y={"type": "data", "array": [value["std"]], "visible": True},
+                hovertemplate=f"{plotly_text(row['task'])} {name}: %{{y:.4f}} ± {value['std']:.4f}<extra></extra>",
+            ), row=1, col=col)
+    return _layout(fig, f"Multi-task model vs an ensemble of {result.get('ensemble', 'k')} per task "
+                        "(mean ± std over seeds)")
+
+
 def figures(kind: str, result: dict[str, Any]) -> list[go.Figure]:
     """The figures of a result of ``kind``, in the order a page shows them."""
     if kind == "stl-vs-mtl":
@@ -142,4 +167,6 @@ def figures(kind: str, result: dict[str, Any]) -> list[go.Figure]:
         return [transfer_figure(result)] + ([affinity_figure(result)] if result["affinity"] else [])
     if kind == "sweep":
         return [sweep_figure(result)]
+    if kind == "mtl-vs-ensemble":
+        return [ensemble_figure(result)]
     return [relatedness_figure(result)]

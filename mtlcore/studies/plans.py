@@ -11,6 +11,8 @@ a group. Group names are built by the small functions below, so that
                  logs gradient diagnostics for the lookahead affinity
     sweep        weight:<w> (task A's loss weight w, B's 1 - w), method:<name>
     relatedness  stl:<task>@<p> and <arch>@<p> for each correlation p
+    mtl-vs-ensemble  stl:<task>, mtl, and ensemble:<task>#<j> for member j of
+                 each task's ensemble (its run seed is ensemble.member_seed)
 
 Two members with the same config (say, the pair of a two-task pairs study
 and its all-task group) share one run: the runners key runs by config.
@@ -58,6 +60,17 @@ def arch_group(arch: str, correlation: float) -> str:
     return f"{arch}@{correlation:g}"
 
 
+def ensemble_group(task: str, member: int) -> str:
+    return f"ensemble:{task}#{member}"
+
+
+def ensemble_of(group: str) -> str | None:
+    """The task of an ensemble member's group (``ensemble:<task>#<j>``), else None."""
+    if not group.startswith("ensemble:") or "#" not in group:
+        return None
+    return group[len("ensemble:"):].rsplit("#", 1)[0]
+
+
 def sweep_weights(steps: int) -> list[float]:
     """``steps`` weights evenly from 0 to 1, both ends included."""
     return [round(k / (steps - 1), 6) for k in range(steps)]
@@ -73,7 +86,8 @@ def plan(spec: StudySpec) -> list[Member]:
     """
     check_spec(spec)
     validate(spec.base)
-    make = {"stl-vs-mtl": _stl_vs_mtl, "pairs": _pairs, "sweep": _sweep, "relatedness": _relatedness}[spec.kind]
+    make = {"stl-vs-mtl": _stl_vs_mtl, "pairs": _pairs, "sweep": _sweep, "relatedness": _relatedness,
+            "mtl-vs-ensemble": _mtl_vs_ensemble}[spec.kind]
     # Diagnostics cost a backward pass per measurement: only the member that needs them logs them.
     base = _with(spec.base, **{"train.diagnostics_every": 0})
     members = make(spec, base)
@@ -95,6 +109,28 @@ def _stl_vs_mtl(spec: StudySpec, base: ExperimentConfig) -> list[Member]:
         config = replace(base, seed=seed)
         members += _baselines(config, seed)
         members.append(Member("mtl", seed, config, f"MTL {'+'.join(config.tasks)}, seed {seed}"))
+    return members
+
+
+def _mtl_vs_ensemble(spec: StudySpec, base: ExperimentConfig) -> list[Member]:
+    """STL and MTL as in stl-vs-mtl, plus ``spec.ensemble`` bagged single-task members per task.
+
+    The members' width makes the k x T members about as large as the
+    multi-task model (``ensemble.member_width``): a matched parameter budget.
+    """
+    from ..ensemble import member_config, member_width  # here: they build models (torch)
+
+    _need_multi_task(spec, base, "mtl-vs-ensemble", 2)
+    width = member_width(base, spec.ensemble)
+    members = []
+    for seed in spec.seed_values:
+        config = replace(base, seed=seed)
+        members += _baselines(config, seed)
+        members.append(Member("mtl", seed, config, f"MTL {'+'.join(config.tasks)}, seed {seed}"))
+        for task in config.tasks:
+            for j in range(spec.ensemble):
+                members.append(Member(ensemble_group(task, j), seed, member_config(config, task, j, width),
+                                      f"ensemble {task} member {j + 1}/{spec.ensemble}, seed {seed}"))
     return members
 
 

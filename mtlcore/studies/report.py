@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 from ..compare import delta_m
 from ..verdicts import delta_m_verdict, verdict_of_values
-from .plans import arch_group, stl_group, subset_group
+from ..ensemble import ensemble_scores
+from .plans import arch_group, ensemble_group, stl_group, subset_group
 from .results import Spread, affinity_matrix, clearly_different, gain, mean_std, pareto_front, transfer_matrix
 from .spec import StudySpec
 
@@ -30,6 +31,11 @@ class Outcome:
     test: dict[str, dict[str, float]]  # summary["test"]
     tasks: dict[str, dict[str, Any]]  # summary["tasks"]: each task's metric and higher_is_better
     affinity: list[dict[str, float]] = field(default_factory=list)  # per epoch, from the diagnostics
+    # A bagging member's test predictions (summary["test_outputs"]), for its ensemble's score.
+    outputs: dict[str, dict[str, list]] = field(default_factory=dict)
+    parameters: int | None = None  # summary["parameters"]
+    # Training seconds of this run: a packed run's share of its pack's time (the pack's time / members).
+    seconds: float | None = None
 
     @classmethod
     def from_summary(cls, group: str, seed: int, summary: dict[str, Any],
@@ -37,7 +43,10 @@ class Outcome:
         """From fit's summary and (for diagnostics) its epoch logs."""
         affinity = [e["diagnostics"]["affinity"] for e in epochs
                     if (e.get("diagnostics") or {}).get("affinity")]
-        return cls(group, seed, summary.get("test", {}), summary.get("tasks", {}), affinity)
+        seconds = summary.get("seconds")
+        share = None if seconds is None else float(seconds) / max(1, int(summary.get("packed", 1)))
+        return cls(group, seed, summary.get("test", {}), summary.get("tasks", {}), affinity,
+                   summary.get("test_outputs") or {}, summary.get("parameters"), share)
 
 
 class _Table:
@@ -47,11 +56,13 @@ class _Table:
         self.by_group: dict[str, dict[int, Outcome]] = {}
         self.metric: dict[str, str] = {}
         self.higher: dict[str, bool] = {}
+        self.kind: dict[str, str] = {}
         for outcome in outcomes:
             self.by_group.setdefault(outcome.group, {})[outcome.seed] = outcome
             for task, info in outcome.tasks.items():
                 self.metric[task] = info["metric"]
                 self.higher[task] = bool(info["higher_is_better"])
+                self.kind[task] = info.get("kind", "classification")
 
     def value(self, group: str, seed: int, task: str) -> float | None:
         outcome = self.by_group.get(group, {}).get(seed)
@@ -81,7 +92,8 @@ def build_result(spec: StudySpec, groups: Sequence[str], outcomes: Sequence[Outc
     ``groups`` are the plan's group names in plan order (``plans.plan``).
     """
     table = _Table(outcomes)
-    build = {"stl-vs-mtl": _stl_vs_mtl, "pairs": _pairs, "sweep": _sweep, "relatedness": _relatedness}[spec.kind]
+    build = {"stl-vs-mtl": _stl_vs_mtl, "pairs": _pairs, "sweep": _sweep, "relatedness": _relatedness,
+             "mtl-vs-ensemble": _mtl_vs_ensemble}[spec.kind]
     return build(spec, list(dict.fromkeys(groups)), table)
 
 
@@ -117,6 +129,67 @@ def _stl_vs_mtl(spec: StudySpec, groups: list[str], table: _Table) -> dict[str, 
                               {t: table.higher[t] for t in tasks if t in table.higher})
     return {"tasks": rows, "delta_m": dm, "mean_gain": None if dm is None else -dm, "rule": CLEAR_RULE,
             "verdict": verdict.to_dict() if set(table.higher) >= set(tasks) else None}
+
+
+def _mtl_vs_ensemble(spec: StudySpec, groups: list[str], table: _Table) -> dict[str, Any]:
+    """Per task: MTL, STL, the ensemble (averaged and voted) and one member; then the budgets."""
+    tasks, k = spec.base.tasks, spec.ensemble
+    seeds = sorted({seed for group in table.by_group.values() for seed in group})
+
+    def members(task: str, seed: int) -> list[Outcome] | None:
+        found = [table.by_group.get(ensemble_group(task, j), {}).get(seed) for j in range(k)]
+        return None if any(o is None for o in found) else found
+
+    rows = []
+    for task in tasks:
+        averaged, voted, single = {}, {}, {}
+        for seed in seeds:
+            group = members(task, seed)
+            if group is None or task not in table.metric:
+                continue
+            scores = ensemble_scores(table.kind[task], [o.outputs.get(task, {}) for o in group])
+            if scores is not None:
+                averaged[seed] = scores[table.metric[task]]
+                if "vote_accuracy" in scores:
+                    voted[seed] = scores["vote_accuracy"]
+            values = [o.test.get(task, {}).get(table.metric[task]) for o in group]
+            if all(v is not None for v in values):
+                single[seed] = sum(values) / k  # the average member
+        mtl, ensemble = table.spread("mtl", task), mean_std(averaged.values())
+        rows.append({
+            **table.task_row(task),
+            "mtl": _dict(mtl),
+            "stl": _dict(table.spread(stl_group(task), task)),
+            "ensemble": _dict(ensemble),
+            "vote": _dict(mean_std(voted.values())),
+            "member": _dict(mean_std(single.values())),
+            # The ensemble's gain over the multi-task model (positive = the ensemble is better).
+            "ensemble_vs_mtl": None if mtl is None or ensemble is None
+            else gain(ensemble.mean, mtl.mean, table.higher[task]),
+            "clear": clearly_different(mtl, ensemble),
+        })
+
+    def budget(name: str, groups_of_seed: list[str]) -> dict[str, Any]:
+        parameters, seconds = [], []
+        for seed in seeds:
+            found = [table.by_group.get(g, {}).get(seed) for g in groups_of_seed]
+            if all(o is not None for o in found):
+                if all(o.parameters is not None for o in found):
+                    parameters.append(sum(o.parameters for o in found))
+                if all(o.seconds is not None for o in found):
+                    seconds.append(sum(o.seconds for o in found))
+        return {"model": name, "runs": len(groups_of_seed),
+                "parameters": max(parameters) if parameters else None, "seconds": _dict(mean_std(seconds))}
+
+    budgets = [
+        budget("multi-task (one model)", ["mtl"]),
+        budget(f"single-task ({len(tasks)} models)", [stl_group(t) for t in tasks]),
+        budget(f"ensemble ({k} per task, {k * len(tasks)} models)",
+               [ensemble_group(t, j) for t in tasks for j in range(k)]),
+    ]
+    return {"tasks": rows, "budgets": budgets, "ensemble": k,
+            "rule": CLEAR_RULE.replace("MTL - mean STL", "ensemble - mean MTL").replace("std STL + std MTL",
+                                                                                       "std MTL + std ensemble")}
 
 
 def _pairs(spec: StudySpec, groups: list[str], table: _Table) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from ..verdicts import RULE
 
 def format_result(kind: str, result: dict[str, Any]) -> str:
     """The table ``python -m mtlcore study KIND`` prints."""
-    return {"stl-vs-mtl": _stl_vs_mtl, "pairs": _pairs, "sweep": _sweep, "relatedness": _relatedness}[kind](result)
+    return {"stl-vs-mtl": _stl_vs_mtl, "pairs": _pairs, "sweep": _sweep, "relatedness": _relatedness,
+            "mtl-vs-ensemble": _mtl_vs_ensemble}[kind](result)
 
 
 def _spread(value: dict[str, Any] | None) -> str:
@@ -97,3 +98,27 @@ def _relatedness(result: dict[str, Any]) -> str:
         rows.append((f"{row['correlation']:g}", row["arch"], benefit, verdict,
                      *(_number(row["gains"][t]) for t in tasks)))
     return _grid(rows) + "\n" + result["benefit_rule"] + ".\n" + RULE
+
+
+def _mtl_vs_ensemble(result: dict[str, Any]) -> str:
+    rows = [("task", "metric", "MTL", "STL", "ensemble (average)", "ensemble (vote)", "one member",
+             "ensemble vs MTL %", "beyond spread")]
+    for row in result["tasks"]:
+        rows.append((row["task"], row["metric"] or "-", _spread(row["mtl"]), _spread(row["stl"]),
+                     _spread(row["ensemble"]), _spread(row["vote"]), _spread(row["member"]),
+                     _number(row["ensemble_vs_mtl"]), _yes_no(row["clear"])))
+    budget = [("model", "runs", "parameters", "training s (mean ± std)")]
+    for row in result["budgets"]:
+        seconds = row["seconds"]
+        budget.append((row["model"], str(row["runs"]), "-" if row["parameters"] is None else f"{row['parameters']:,}",
+                       "-" if seconds is None else f"{seconds['mean']:.1f} ± {seconds['std']:.1f}"))
+    return "\n".join([
+        _grid(rows), "",
+        _grid(budget), "",
+        f"Means ± std over seeds; the ensemble has {result['ensemble']} bagged members per task "
+        "(bootstrap samples; average of probabilities, or majority vote). Packed runs count their share of "
+        "the pack's time.",
+        "ensemble vs MTL % = change of the test metric, ensemble against the multi-task model, positive = "
+        "ensemble better.",
+        result["rule"],
+    ])
