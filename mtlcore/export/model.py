@@ -105,6 +105,9 @@ def model_metadata(loaded: LoadedModel, file_name: str = "model.pt2") -> dict[st
         if spec.kind == "classification":
             entry.update(classes=list(spec.classes) or [str(i) for i in range(spec.num_classes)],
                          output="logits, N x classes", temperature=loaded.temperatures.get(name, 1.0))
+        elif spec.kind != "regression":  # the reconstruction of the input (an autoencoder's output)
+            entry.update(output=f"N x {' x '.join(str(v) for v in loaded.input_shape)} flattened: the input "
+                                "rebuilt, normalised as the input")
         else:
             mean, std = loaded.target_stats.get(name, (0.0, 1.0))
             loss = make_loss(spec, loaded.config.loss)

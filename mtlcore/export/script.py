@@ -53,6 +53,20 @@ def script_problem(config: ExperimentConfig) -> str | None:
         return f"The standalone script covers {COVERED}; this run uses model.trunk={config.model.trunk}."
     if config.train.patience:
         return f"The standalone script covers {COVERED}; this run stops early (train.patience={config.train.patience})."
+    if config.train.label_fraction < 1 or config.train.bootstrap:
+        return (f"The standalone script covers {COVERED}, trained on every label of the training split; this run "
+                "uses train.label_fraction or train.bootstrap, which it does not write out.")
+    info = dataset_info(config.dataset.name)
+    others = [t for t in config.tasks if info.task(t).kind not in ("classification", "regression")]
+    if others:
+        return (f"The standalone script covers classification and regression tasks; this run also has "
+                f"{', '.join(others)}, which it does not write out.")
+    default = type(config.model)()
+    sized = [f"model.{k}={getattr(config.model, k)}" for k in ("layers", "hidden", "head_hidden")
+             if getattr(config.model, k) != getattr(default, k)]
+    if sized:
+        return (f"The standalone script covers {COVERED} at the default layer sizes; this run sets "
+                f"{', '.join(sized)}, which it does not write out.")
     return None
 
 
