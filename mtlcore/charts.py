@@ -120,7 +120,8 @@ def epoch_figure(epochs: Sequence[Mapping[str, Any]], task: str, metric: str, co
 
     ``chance``: the accuracy of guessing, drawn as a grey line (classification).
     """
-    label = {"accuracy": "accuracy", "mae": f"mean abs. error{f' ({plotly_text(unit)})' if unit else ''}"}.get(
+    label = {"accuracy": "accuracy", "mse": "MSE per pixel",
+             "mae": f"mean abs. error{f' ({plotly_text(unit)})' if unit else ''}"}.get(
         metric, plotly_text(metric))
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", label), horizontal_spacing=0.14)
     x = [e["epoch"] for e in epochs]

@@ -503,7 +503,7 @@ def results_rows(summary: dict) -> list[dict[str, str]]:
         rows.append({
             "Task": task,
             "Kind": spec.get("kind", ""),
-            "Metric": "accuracy" if metric == "accuracy" else "mean abs. error",
+            "Metric": {"accuracy": "accuracy", "mse": "MSE per pixel"}.get(metric, "mean abs. error"),
             "Test": fmt_metric(test.get(metric), metric, unit),
             "Validation": fmt_metric(val.get(metric), metric, unit),
             "Chance": f"{1 / classes:.1%}" if spec.get("kind") == "classification" and classes else "—",
