@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..export import export_dataset, export_model, render_script, run_checkpoint, script_problem
+    from ..export import COVERED, export_dataset, export_model, render_script, run_checkpoint, script_problem
     from ..predict import CheckpointError, load_model
 
     if not args.out and not args.script:
@@ -60,7 +60,8 @@ def run(args) -> int:
             export_dataset(loaded.config, data)  # first: the script is written only when its data is there
             script.parent.mkdir(parents=True, exist_ok=True)
             script.write_text(code)
-            print(f"Wrote {script} and its data {data}; run: python {script} --data {data}")
+            print(f"Wrote {script} and its data {data}; run: python {script} --data {data} "
+                  f"(the generator covers {COVERED}).")
     except OSError as error:
         raise CommandError(f"Cannot write the export: {error.strerror or error} ({error.filename or ''}).") from None
     except ValueError as error:  # e.g. data too large for one tensor file
