@@ -1,0 +1,153 @@
+"""Plotly figures of the toy problem: loss landscapes with paths, and gradients as arrows.
+
+Plain data in (numpy arrays from ``problem.py``, ``Trajectories``), a
+``plotly.graph_objects.Figure`` out; no Streamlit, no torch.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..charts import PALETTE
+from .problem import EXTENT, STARTS
+
+PARETO_COLOUR = "#5f5f66"
+#: Spacing of the invisible points that make a click anywhere on the landscape pick a point.
+CLICK_GRID = 45
+
+
+def method_colours(methods: Sequence[str]) -> dict[str, str]:
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+
+
+def landscapes_figure(grid: Mapping[str, np.ndarray], pareto: np.ndarray) -> go.Figure:
+    """Contours of loss 1 (scaled by 0.1), loss 2 and their average, each with the Pareto set."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("loss 1 (x 0.1)", "loss 2", "average of the two"),
+                        horizontal_spacing=0.06)
+    for col, key in enumerate(("loss_1", "loss_2", "average"), start=1):
+        fig.add_trace(go.Contour(x=grid["axis"], y=grid["axis"], z=grid[key], colorscale="Viridis", ncontours=25,
+                                 showscale=False, contours=dict(coloring="lines"), line=dict(width=1.5),
+                                 hovertemplate="x1 %{x:.2f}, x2 %{y:.2f}: %{z:.3f}<extra></extra>"), row=1, col=col)
+        fig.add_trace(go.Scatter(x=pareto[:, 0], y=pareto[:, 1], mode="lines", name="Pareto set",
+                                 line=dict(color=PARETO_COLOUR, width=6), showlegend=col == 1), row=1, col=col)
+    fig.update_xaxes(range=[-EXTENT, EXTENT], title_text="x1")
+    for k in (1, 2, 3):  # each panel square
+        fig.update_yaxes(range=[-EXTENT, EXTENT], scaleanchor=f"x{'' if k == 1 else k}", scaleratio=1, row=1, col=k)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), uirevision="landscapes",
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def trajectories_figure(grid: Mapping[str, np.ndarray], pareto: np.ndarray, runs: Mapping[str, object],
+                        colours: Mapping[str, str], picked: Sequence[float] | None = None,
+                        starts: Sequence[Sequence[float]] = STARTS) -> go.Figure:
+    """The average loss's contours, the Pareto set, the starts, and each method's paths and final points.
+
+    ``runs``: method -> ``Trajectories`` (points: starts x recorded x 2). A
+    grid of invisible points lets a click anywhere select a point.
+    """
+    fig = go.Figure()
+    fig.add_trace(go.Contour(x=grid["axis"], y=grid["axis"], z=grid["average"], colorscale="Greys", ncontours=30,
+                             showscale=False, opacity=0.45, contours=dict(coloring="lines"), hoverinfo="skip"))
+    axis = np.linspace(-EXTENT, EXTENT, CLICK_GRID)
+    gx, gy = np.meshgrid(axis, axis)
+    fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", marker=dict(size=9, opacity=0),
+                             name="pick a point", showlegend=False,
+                             hovertemplate="click to inspect (%{x:.1f}, %{y:.1f})<extra></extra>"))
+    fig.add_trace(go.Scatter(x=pareto[:, 0], y=pareto[:, 1], mode="lines", name="Pareto set",
+                             line=dict(color=PARETO_COLOUR, width=7)))
+    fig.add_trace(go.Scatter(x=[s[0] for s in starts], y=[s[1] for s in starts], mode="markers", name="starts",
+                             marker=dict(color="black", size=12), hovertemplate="start (%{x}, %{y})<extra></extra>"))
+    for method, run in runs.items():
+        points = np.asarray(run.points)
+        xs, ys = [], []
+        for path in points:  # one line per start, separated by gaps
+            xs += list(path[:, 0]) + [None]
+            ys += list(path[:, 1]) + [None]
+        colour = colours.get(method, PALETTE[0])
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=method, legendgroup=method,
+                                 line=dict(color=colour, width=2), marker=dict(size=3, color=colour),
+                                 hovertemplate=f"{method}: (%{{x:.2f}}, %{{y:.2f}})<extra></extra>"))
+        final = points[:, -1, :]
+        reached = run.reached() if run.steps else np.zeros(len(final), bool)
+        symbols = ["star" if r else "x" for r in reached] if run.finished else "circle"  # circle: still moving
+        fig.add_trace(go.Scatter(
+            x=final[:, 0], y=final[:, 1], mode="markers", name=f"{method}: end", legendgroup=method,
+            showlegend=False, marker=dict(color=colour, size=14, symbol=symbols,
+                                          line=dict(color="white", width=1)),
+            hovertemplate=f"{method} after {run.steps:,} steps: (%{{x:.3f}}, %{{y:.3f}})<extra></extra>"))
+    if picked is not None:
+        fig.add_trace(go.Scatter(x=[picked[0]], y=[picked[1]], mode="markers", name="inspected point",
+                                 marker=dict(color="#d62728", size=16, symbol="circle-open", line=dict(width=3))))
+    fig.update_xaxes(range=[-EXTENT, EXTENT], title_text="x1", constrain="domain")
+    fig.update_yaxes(range=[-EXTENT, EXTENT], title_text="x2", scaleanchor="x", scaleratio=1, constrain="domain")
+    fig.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10), uirevision="trajectories",
+                      title="Paths on the average loss (star: ended on the Pareto set, x: did not)",
+                      legend=dict(orientation="h", y=-0.12), clickmode="event+select", dragmode="pan")
+    return fig
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def gradients_figure(point: Sequence[float], gradients: np.ndarray, directions: Mapping[str, np.ndarray],
+                     colours: Mapping[str, str]) -> go.Figure:
+    """At ``point``: each task's descent direction -g_t, each method's update, and the cone that lowers both.
+
+    All arrows have unit length (their sizes differ by orders of magnitude;
+    the table beside gives them). The cone is the set of directions d with
+    d . g_1 < 0 and d . g_2 < 0; it is empty when the gradients point in
+    opposite directions (cosine -1), the Pareto set's condition.
+    """
+    g1, g2 = np.asarray(gradients[0], float), np.asarray(gradients[1], float)
+    fig = go.Figure()
+    cone = improving_cone(g1, g2)
+    if cone is not None:
+        a, b = cone
+        angles = np.linspace(a, b, 40)
+        fig.add_trace(go.Scatter(x=[0, *np.cos(angles) * 1.25, 0], y=[0, *np.sin(angles) * 1.25, 0], fill="toself",
+                                 mode="lines", line=dict(width=0), fillcolor="rgba(44,160,44,0.18)",
+                                 name="lowers both losses", hoverinfo="skip"))
+
+    def arrow(vector, name, colour, dash="solid", width=4):
+        u = _unit(np.asarray(vector, float))
+        fig.add_trace(go.Scatter(x=[0, u[0]], y=[0, u[1]], mode="lines+markers", name=name,
+                                 line=dict(color=colour, width=width, dash=dash),
+                                 marker=dict(size=[0, 12], symbol="arrow", angleref="previous", color=colour),
+                                 hovertemplate=f"{name}: direction (%{{x:.2f}}, %{{y:.2f}})<extra></extra>"))
+
+    arrow(-g1, "task 1: -g1", "#000000", "dot", 5)
+    arrow(-g2, "task 2: -g2", "#7f7f7f", "dot", 5)
+    for method, d in directions.items():
+        arrow(d, method, colours.get(method, PALETTE[0]))
+    fig.update_xaxes(range=[-1.4, 1.4], zeroline=True, showticklabels=False, constrain="domain")
+    fig.update_yaxes(range=[-1.4, 1.4], zeroline=True, showticklabels=False, scaleanchor="x", scaleratio=1,
+                     constrain="domain")
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=50, b=10), uirevision="arrows",
+                      title=f"Directions at ({point[0]:.2f}, {point[1]:.2f}), unit length",
+                      legend=dict(orientation="h", y=-0.05))
+    return fig
+
+
+def improving_cone(g1: np.ndarray, g2: np.ndarray) -> tuple[float, float] | None:
+    """The angles (a, b), a < b, of the directions d with d . g1 < 0 and d . g2 < 0; None if there are none.
+
+    Each condition is an open half-plane: the directions within 90 degrees
+    of -g_t. Their intersection is the arc between the two, an arc of
+    180 - angle(g1, g2) degrees; empty when the angle is 180 degrees.
+    """
+    if np.linalg.norm(g1) == 0 or np.linalg.norm(g2) == 0:
+        return None
+    c1, c2 = math.atan2(-g1[1], -g1[0]), math.atan2(-g2[1], -g2[0])
+    gap = (c2 - c1 + math.pi) % (2 * math.pi) - math.pi  # signed angle from -g1 to -g2, in (-pi, pi]
+    width = math.pi - abs(gap)
+    if width <= 1e-9:
+        return None
+    middle = c1 + gap / 2
+    return middle - width / 2, middle + width / 2

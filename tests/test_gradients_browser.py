@@ -1,0 +1,60 @@
+"""The Gradients page in a real browser: Start draws the paths, a click on the chart shows the arrows.
+
+Uses the app fixture of ``test_e2e_browser.py`` (``streamlit run app.py``
+on a free port, headless Chromium through Playwright; skipped where either
+is missing). Few steps (1,000) and two cheap methods keep it short.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from test_e2e_browser import app_url, browser, shot, wait_for_app  # noqa: F401  (fixtures)
+
+# JavaScript: how many points the traces named NAME hold in the chart whose title has TITLE.
+POINTS_OF = """([title, name]) => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .filter(div => (((div.layout || {}).title || {}).text || '').includes(title))
+    .flatMap(div => div.data || []).filter(trace => trace.name === name)
+    .reduce((n, trace) => n + (trace.x || []).filter(v => v !== null).length, 0)"""
+PATHS, ARROWS = "Paths on the average loss", "Directions at"
+# The title of the arrows chart ("Directions at (x1, x2), unit length"; Streamlit may wrap it in <b>).
+ARROWS_TITLE = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .map(div => ((div.layout || {}).title || {}).text || '').find(t => t.includes('Directions at')) || ''"""
+
+
+def test_start_draws_the_paths_and_a_click_shows_the_gradients_there(app_url, browser):
+    base, _ = app_url
+    page = browser.new_page(viewport={"width": 1400, "height": 2200})
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{base}/gradients?methods=equal,famo&steps=1000")
+    wait_for_app(page)
+    page.wait_for_function(f"() => ({ARROWS_TITLE})().includes('(-2.00, 2.00)')", timeout=180_000)
+    assert page.evaluate(POINTS_OF, [PATHS, "equal"]) == 0  # nothing drawn before Start
+
+    page.get_by_role("button", name=re.compile(r"Start")).click()
+    page.wait_for_function(f"() => ({POINTS_OF})(['{PATHS}', 'equal']) > 0 && ({POINTS_OF})(['{PATHS}', 'famo']) > 0",
+                           timeout=300_000, polling=250)
+    text = page.locator("[data-testid=stMain]").inner_text()
+    assert "steps per start" in text
+    shot(page, "gradients-trajectories.png")
+
+    # Click the trajectories chart in its top-left quarter: the point under the cursor is inspected.
+    chart = page.locator(".js-plotly-plot").filter(has_text="Paths on the average loss").first
+    plot_area = chart.locator(".nsewdrag").first
+    box = plot_area.bounding_box()
+    before = page.evaluate(ARROWS_TITLE)
+    page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
+    page.wait_for_function(f"(before) => ({ARROWS_TITLE})() !== before && ({ARROWS_TITLE})() !== ''",
+                           arg=before, timeout=120_000)
+    after = page.evaluate(ARROWS_TITLE)
+    x1, x2 = map(float, re.search(r"\(([-\d.]+), ([-\d.]+)\)", after).groups())
+    assert x1 < 0 < x2, after  # the top-left of the square: x1 negative, x2 positive
+    for name in ("task 1: -g1", "task 2: -g2", "equal", "famo"):
+        assert page.evaluate(POINTS_OF, [ARROWS, name]) >= 2, f"no {name} arrow"
+    assert "cosine(g1, g2)" in page.locator("[data-testid=stMain]").inner_text()
+    shot(page, "gradients-arrows.png")
+    assert not errors, f"JavaScript errors in the page: {errors}"

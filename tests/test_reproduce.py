@@ -1,0 +1,79 @@
+"""``python -m mtlcore reproduce``: the framework, --list, and the toy reproduction on few steps."""
+import json
+
+import pytest
+
+from mtlcore.cli import main
+from mtlcore.reproduce import (
+    INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, REPRODUCTIONS, ClaimRow, ReproductionResult, run_reproduction,
+    stored_results,
+)
+from mtlcore.reproduce.base import claim_verdict
+from mtlcore.reproduce.toy import ToyReproduction
+from mtlcore.toy import STARTS
+
+
+def test_list_names_every_reproduction_with_its_claim(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in REPRODUCTIONS.names():
+        assert out.count(name) >= 1
+    assert "toy" in out and "claim:" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce"], "--list"),
+    (["reproduce", "nonsense"], "Unknown reproduction 'nonsense'; choose one of: "),
+    (["reproduce", "toy", "--steps", "0"], "--steps must be 1 or more"),
+    (["reproduce", "toy", "--methods", "equal,bogus", "--steps", "5"], "Unknown weighting method(s) bogus"),
+])
+def test_bad_input_gets_one_sentence_and_exit_code_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_HOME", str(tmp_path))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_the_toy_writes_its_table_and_result_where_the_app_finds_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("mtlcore.reproduce.toy.COST_SECONDS", 0.2)
+    result = run_reproduction("toy", steps=60, methods=("equal", "famo"), workers=1, cost_methods=("equal", "famo"))
+    table = result.table()
+    assert "paper:   4/5" in table and "ours:    0/5" in table
+    assert "only 60 of the paper's 50,000 steps" in table  # too few steps: no verdict on reaching the set
+    path = tmp_path / "home" / "reproductions" / "toy" / "result.json"
+    document = json.loads(path.read_text())
+    assert document["name"] == "toy" and document["settings"]["steps"] == 60
+    assert set(document["details"]["trajectories"]) == {"equal", "famo"}
+    assert document["details"]["relative_cost"]["equal"] == 1.0
+    assert any(row["claim"].startswith("FAMO's cost") for row in document["rows"])
+    assert stored_results(tmp_path / "home")["toy"].rows[0].claim.startswith("Equal-weight Adam")
+
+
+def test_toy_verdicts_follow_what_the_runs_found():
+    reached = {"equal": [True, True, False, True, True], "famo": [True] * 5, "pcgrad": [True, False, True, True, True]}
+    runs = {m: {"reached": r} for m, r in reached.items()}
+    rows = {r.claim.split(" ")[0]: r for r in ToyReproduction.rows(runs, {"equal": 1.0, "famo": 3.0, "nash_mtl": 40.0},
+                                                                    50_000, STARTS)}
+    assert rows["Equal-weight"].verdict == REPRODUCED and "stalls from (9, 9)" in rows["Equal-weight"].ours
+    assert rows["FAMO"].verdict == REPRODUCED
+    assert rows["PCGrad"].verdict == NOT_REPRODUCED  # a miss is shown, not hidden
+    assert rows["MGDA"].verdict == INCONCLUSIVE and rows["MGDA"].ours == "not run"
+    by_claim = {r.claim: r for r in ToyReproduction.rows(runs, {"equal": 1.0, "famo": 3.0, "nash_mtl": 40.0},
+                                                          50_000, STARTS)}
+    famo_cost = next(r for c, r in by_claim.items() if c.startswith("FAMO's cost"))
+    nash_cost = next(r for c, r in by_claim.items() if c.startswith("Nash-MTL's cost"))
+    assert famo_cost.verdict == NOT_REPRODUCED and famo_cost.ours.startswith("3.00x")
+    assert nash_cost.verdict == REPRODUCED
+
+
+def test_results_round_trip_and_the_overall_verdict():
+    rows = [ClaimRow("a", "1", "1", REPRODUCED), ClaimRow("b", "2", "?", INCONCLUSIVE)]
+    result = ReproductionResult("x", "X", "paper", rows, seeds=5)
+    assert result.verdict == INCONCLUSIVE
+    again = ReproductionResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.rows == rows and again.verdict == INCONCLUSIVE
+    with pytest.raises(ValueError, match="verdict is one of"):
+        ClaimRow("c", "", "", "maybe")
+    assert (claim_verdict("helps", "helps"), claim_verdict("hurts", "helps"),
+            claim_verdict("within noise", "helps")) == (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)

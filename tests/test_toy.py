@@ -1,0 +1,97 @@
+"""The gradient playground's toy problem (Liu et al., CAGrad, NeurIPS 2021, as FAMO and Nash-MTL run it)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mtlcore.toy import STARTS, ToyComparison, ToyOptimisation, pareto_set, task_gradients, update_directions
+from mtlcore.toy.figures import gradients_figure, improving_cone, trajectories_figure
+from mtlcore.toy.problem import distance_to_pareto_set, objectives_at, toy_losses, toy_objectives
+
+
+def test_the_losses_are_the_authors_with_the_first_scaled_by_a_tenth():
+    # At x = (7, -8) the quadratic bowl of loss 1 bottoms out: ((0)^2 + 0.1 * 0) / 10 - 20 = -20, gated by tanh(4).
+    f1, f2 = objectives_at([(7.0, -8.0)])[0]
+    gate = math.tanh(4.0)
+    assert f1 == pytest.approx(0.1 * -20 * gate)
+    assert f2 == pytest.approx((14 ** 2 / 10 - 20) * gate)
+    # What the methods see is shifted above FAMO's floor (-2.1, -21): positive, same gradients.
+    x = torch.tensor([[7.0, -8.0], [-3.0, 4.0]], requires_grad=True)
+    assert (toy_losses(x) > 0).all()
+    g_shifted = torch.autograd.grad(toy_losses(x).sum(), x)[0]
+    g_plain = torch.autograd.grad(toy_objectives(x).sum(), x)[0]
+    assert torch.allclose(g_shifted, g_plain)
+
+
+def test_the_start_at_the_origin_has_gradients_as_in_the_authors_pytorch():
+    # (0, 0) sits on the gates' bound tanh(x2/2) = 0; with torch.clamp's newer zero subgradient nothing would move.
+    g = task_gradients([(0.0, 0.0)])[0]
+    assert np.linalg.norm(g[0]) > 0.1 and np.linalg.norm(g[1]) > 1.0
+
+
+def test_the_pareto_set_is_where_the_two_gradients_point_apart():
+    arc = pareto_set(29)
+    assert arc[0, 0] == -7 and arc[-1, 0] == 7
+    assert -8.44 < arc[:, 1].min() and arc[:, 1].max() < -8.35  # the authors draw it at x2 = -8.3552
+    g = task_gradients(arc[1:-1])
+    cosines = (g[:, 0] * g[:, 1]).sum(1) / np.linalg.norm(g[:, 0], axis=1) / np.linalg.norm(g[:, 1], axis=1)
+    assert (cosines < -0.999).all()
+    assert distance_to_pareto_set([(0.0, -8.3551), (0.0, 0.0)]).round(3).tolist() == [0.0, 8.355]
+
+
+def test_five_starts_stepped_together_match_each_start_alone():
+    together = ToyOptimisation("famo")
+    paths = together.run(30, record_every=10)
+    assert paths.shape == (3, 5, 2)
+    for i, start in enumerate(STARTS):
+        alone = ToyOptimisation("famo", [start])
+        alone.run(30)
+        assert np.allclose(alone.positions()[0], together.positions()[i], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["equal", "famo", "uncertainty", "gradnorm", "pcgrad", "upgrad", "imtl_g"])
+def test_each_method_moves_every_start_through_the_engines_weighting(method):
+    run = ToyOptimisation(method)
+    before = run.positions()
+    run.run(20)
+    moved = np.linalg.norm(run.positions() - before, axis=1)
+    assert (moved > 0.005).all() and (moved < 0.05).all()  # Adam at lr 1e-3: about 1e-3 per step
+
+
+def test_a_live_comparison_grows_and_reports_its_cost():
+    comparison = ToyComparison(["equal", "pcgrad"], steps=300).start()
+    assert comparison.wait(timeout=120)
+    runs = comparison.snapshot()
+    assert set(runs) == {"equal", "pcgrad"} and not comparison.errors
+    for run in runs.values():
+        assert run.finished and run.steps == 300 and run.points.shape[0] == 5 and run.seconds_per_step > 0
+        assert not run.reached().any()  # 300 steps are far too few to get there
+    with pytest.raises(ValueError, match="at least one"):
+        ToyComparison([])
+
+
+def test_the_arrows_and_the_cone_of_directions_that_lower_both_losses():
+    # Gradients 90 degrees apart: the cone is the quarter-turn between -g1 and -g2.
+    a, b = improving_cone(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+    assert b - a == pytest.approx(math.pi / 2)
+    middle = (a + b) / 2
+    assert (math.cos(middle), math.sin(middle)) == pytest.approx((-math.sqrt(0.5), -math.sqrt(0.5)))
+    assert improving_cone(np.array([1.0, 0.0]), np.array([-2.0, 0.0])) is None  # opposite: the Pareto condition
+    point = (-2.0, 2.0)
+    directions = update_directions(point, ["equal", "mgda"])
+    g = task_gradients([point])[0]
+    assert np.allclose(directions["equal"], -(g[0] + g[1]), atol=1e-4)  # equal weights: minus the sum
+    assert directions["mgda"] @ g[0] <= 1e-9 and directions["mgda"] @ g[1] <= 1e-9  # MGDA lowers both
+    fig = gradients_figure(point, g, directions, {})
+    assert {t.name for t in fig.data} >= {"task 1: -g1", "task 2: -g2", "equal", "mgda", "lowers both losses"}
+
+
+def test_the_trajectories_figure_marks_finished_ends_on_the_pareto_set():
+    comparison = ToyComparison(["equal"], steps=100, starts=[(0.0, -8.3551), (9.0, 9.0)]).start()
+    comparison.wait(timeout=60)
+    from mtlcore.toy import loss_grid
+    fig = trajectories_figure(loss_grid(11), pareto_set(11), comparison.snapshot(), {"equal": "#000"},
+                              starts=[(0.0, -8.3551), (9.0, 9.0)])
+    ends = next(t for t in fig.data if t.name == "equal: end")
+    assert list(ends.marker.symbol) == ["star", "x"]
