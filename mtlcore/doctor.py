@@ -158,27 +158,8 @@ def dataset_lines() -> list[Line]:
     return lines
 
 
-def folder_size(path: Path) -> int:
-    """Bytes under ``path`` (files only; links are not followed)."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += (Path(root) / name).lstat().st_size
-            except OSError:
-                continue
-    return total
-
-
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
 def home_lines() -> list[Line]:
+    from .runs import RunStore, StoreError, data_folder_size, quick_check
     from .runs.home import HOME_VARIABLE, default_home
 
     home = default_home().absolute()
@@ -186,8 +167,17 @@ def home_lines() -> list[Line]:
     if not home.exists():
         return [Line("MTL_HOME", f"{home} ({source}); not created yet", None)]
     writable = os.access(home, os.W_OK)
-    return [Line("MTL_HOME", f"{home} ({source})", writable),
-            Line("size", human_bytes(folder_size(home)) + ("" if writable else "; NOT writable"), writable)]
+    lines = [Line("MTL_HOME", f"{home} ({source})", writable),
+             Line("size", data_folder_size(home).as_text() + ("" if writable else "; NOT writable"), writable)]
+    if (home / "mtl.sqlite").exists():
+        try:
+            findings = quick_check(RunStore(home))
+        except StoreError as error:
+            lines.append(Line("store", str(error), False))
+        else:
+            lines += [Line("store", finding.sentence, False) for finding in findings] or [
+                Line("store", "every run folder matches its row (python -m mtlcore check looks deeper)", True)]
+    return lines
 
 
 def core_check() -> Line:

@@ -82,3 +82,16 @@ def test_doctor_command_trains_a_tiny_model_and_exits_zero(tmp_path):
     report = json.loads(result.stdout)
     assert report["core_ok"] is True
     assert report["sections"]["Core"][0]["ok"] is True
+
+
+def test_doctor_says_when_run_folders_sit_next_to_a_store_that_does_not_know_them(tmp_path, monkeypatch):
+    from mtlcore.runs import RunStore
+
+    monkeypatch.setenv("MTL_HOME", str(tmp_path))
+    RunStore(tmp_path)  # an empty store...
+    (tmp_path / "runs" / "abc123").mkdir(parents=True)
+    (tmp_path / "runs" / "abc123" / "config.json").write_text("{}")  # ...and a run folder it never heard of
+    lines = environment_report(check_training=False).sections["Data folder"]
+    store_lines = [line for line in lines if line.label == "store"]
+    assert store_lines and store_lines[0].ok is False
+    assert "not in the store" in store_lines[0].value and "repair" in store_lines[0].value
