@@ -1,10 +1,10 @@
 """The app's side of the textbook items: the mtl-vs-ensemble study on Studies, an ensemble's votes and
 the reconstruction preview on Predict.
 
-These drive the pages with Streamlit's AppTest rather than a real browser: on the shared two-core
-machine these were written on (load above 10), a Chromium session waiting on a study of real runs
-timed out more often than it passed, and AppTest checks the same widgets and texts. Every run is real:
-a study on tiny digits settings is trained member by member with the worker's own ``train_one``.
+Twice: with Streamlit's AppTest (widgets, tables and texts, checked in detail), and in a real
+browser (Debian's Chromium through Playwright, skipped where it is missing) that loads the pages as
+a student would. Every run is real: a study on tiny digits settings is trained member by member with
+the worker's own ``train_one`` before either looks.
 """
 import io
 import sys
@@ -122,3 +122,89 @@ def test_predict_shows_the_reconstruction_beside_the_input(app_home):
     captions = [c for image in at.get("image") for c in image.captions]
     assert "Input" in captions and "Reconstruction" in captions
     assert "rebuilt from the shared features" in texts(at.markdown)
+
+
+# ----- the same in a real browser (Debian's Chromium through Playwright), where one is installed --------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def served(home, tmp_path):
+    """``streamlit run app.py`` on the trained data folder; stopped after."""
+    import os
+    import subprocess
+    import time
+    import urllib.request
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium): the browser half is skipped.")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    port = _free_port()
+    log = open(tmp_path / "streamlit.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+         "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env={**os.environ, "MTL_HOME": str(home[0]), "CUDA_VISIBLE_DEVICES": ""},
+        stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError("The app did not start.") from None
+                time.sleep(0.3)
+        yield base, home
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def test_in_a_browser_the_ensemble_study_votes_and_the_reconstruction_show(served, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    base, (_, study_id, run_id) = served
+    picture = tmp_path / "one.png"
+    picture.write_bytes(digit_png())
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page()
+            # Studies: the finished ensemble study is listed with its budgets.
+            page.goto(f"{base}/studies")
+            page.get_by_text("Parameter budgets and training time").wait_for(timeout=90_000)
+            # Predict, an ensemble: every member's vote beside the average.
+            page.goto(f"{base}/predict")
+            page.get_by_text("An ensemble").click(timeout=60_000)
+            page.wait_for_selector("input[type=file]", state="attached", timeout=60_000)
+            page.locator("input[type=file]").first.set_input_files(str(picture))
+            page.get_by_text("of 3 votes").wait_for(timeout=90_000)
+            assert "average of the members' probabilities says" in page.locator("[data-testid=stMain]").inner_text()
+            # Predict, a run with the reconstruction task: the rebuilt picture beside the input.
+            page.goto(f"{base}/predict?run={run_id}")
+            page.wait_for_selector("input[type=file]", state="attached", timeout=60_000)
+            page.locator("input[type=file]").first.set_input_files(str(picture))
+            page.get_by_text("rebuilt from the shared features").wait_for(timeout=90_000)
+            text = page.locator("[data-testid=stMain]").inner_text()
+            assert "Reconstruction" in text and "Input" in text
+        finally:
+            browser.close()
