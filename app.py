@@ -12,6 +12,7 @@ import streamlit as st
 
 from mtlcore.owners import TEACHER_PASSWORD_VARIABLE, teacher_password_ok, teacher_password_set
 from mtlcore.runs import StoreError
+from ui.machine_report import store_health_sidebar
 from ui.safe_text import md
 from ui.session import browser_key, get_runner, get_store, home_path, is_teacher, owner_name, remember_key, use_key
 from ui.texts import HELP
@@ -117,4 +118,5 @@ def queue_status() -> None:
 
 with st.sidebar:
     queue_status()
+    store_health_sidebar(home_path())
 page.run()

@@ -23,3 +23,22 @@ def machine_report_expander() -> None:
             st.markdown(f"**{name}**")
             st.dataframe([{"": _MARK[line["ok"]], "what": line["label"], "here": line["value"]} for line in lines],
                          hide_index=True)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _store_health(home: str) -> tuple[list[str], str]:
+    from mtlcore.runs import RunStore, data_folder_size, quick_check
+
+    return [finding.sentence for finding in quick_check(RunStore(home))], data_folder_size(home).as_text()
+
+
+def store_health_sidebar(home: str) -> None:
+    """The data folder's size, and a warning when its run folders and its store disagree (checked every minute)."""
+    try:
+        findings, size = _store_health(home)
+    except Exception as error:  # noqa: BLE001  (a check that fails must not take the sidebar down)
+        st.warning(f"Could not check the data folder: {error}")
+        return
+    st.caption(f"Data folder size: {size}")
+    for sentence in findings:
+        st.warning(sentence)
