@@ -28,14 +28,18 @@ def build_model(config: "ExperimentConfig", tasks: "list[TaskSpec]", input_kind:
     from ..losses import output_size  # here: losses import the data package, which models need not
     make_trunk = partial(
         build_trunk, config.model.trunk, input_kind, tuple(input_shape), config.model.width,
-        config.reg.batchnorm, config.reg.dropout,
+        config.reg.batchnorm, config.reg.dropout, layers=config.model.layers, hidden=config.model.hidden,
     )
+    # An architecture with experts (MMoE) sizes them by model.expert_hidden (0: as the trunk).
+    make_expert = partial(make_trunk, hidden=config.model.expert_hidden or config.model.hidden)
     arch = ARCHITECTURES.get(config.model.arch)
     return arch(
         {t.name: output_size(t, config.loss) for t in tasks},  # the loss says how many outputs a head needs
         make_trunk,
         input_shape=tuple(input_shape),
         num_experts=config.model.num_experts,
+        make_expert=make_expert,
+        head_hidden=config.model.head_hidden,
         soft_lambda=config.reg.soft_lambda,
         soft_norm=config.reg.soft_norm,
     )

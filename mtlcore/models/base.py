@@ -34,8 +34,9 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.task_names = list(tasks)
 
-    def make_heads(self, in_features: int, tasks: dict[str, int]) -> nn.ModuleDict:
-        return nn.ModuleDict({t: make_head(in_features, size) for t, size in tasks.items()})
+    def make_heads(self, in_features: int, tasks: dict[str, int], hidden: int = 0) -> nn.ModuleDict:
+        """One head ("tower") per task; ``hidden`` units in its hidden layer (0: ``make_head``'s default)."""
+        return nn.ModuleDict({t: make_head(in_features, size, hidden) for t, size in tasks.items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -43,12 +43,12 @@ class CrossStitchUnit(nn.Module):
 class CrossStitch(MultiTaskModel):
     summary = "One column per task, with learned units that mix the columns' features."
 
-    def __init__(self, tasks: dict[str, int], make_trunk: TrunkFactory, **_):
+    def __init__(self, tasks: dict[str, int], make_trunk: TrunkFactory, head_hidden: int = 0, **_):
         super().__init__(tasks)
         self.columns = nn.ModuleDict({t: make_trunk() for t in tasks})
         n_stages = len(next(iter(self.columns.values())).stages)
         self.stitches = nn.ModuleList(CrossStitchUnit(len(tasks)) for _ in range(n_stages - 1))
-        self.heads = self.make_heads(next(iter(self.columns.values())).out_features, tasks)
+        self.heads = self.make_heads(next(iter(self.columns.values())).out_features, tasks, head_hidden)
 
     def forward(self, x):
         features = [x for _ in self.task_names]

@@ -16,10 +16,10 @@ from .base import ARCHITECTURES, MultiTaskModel, TrunkFactory
 class HardSharing(MultiTaskModel):
     summary = "One shared trunk, one small head per task."
 
-    def __init__(self, tasks: dict[str, int], make_trunk: TrunkFactory, **_):
+    def __init__(self, tasks: dict[str, int], make_trunk: TrunkFactory, head_hidden: int = 0, **_):
         super().__init__(tasks)
         self.trunk = make_trunk()
-        self.heads = self.make_heads(self.trunk.out_features, tasks)
+        self.heads = self.make_heads(self.trunk.out_features, tasks, head_hidden)
 
     def forward(self, x):
         features = self.trunk(x)

@@ -24,12 +24,15 @@ class MMoE(MultiTaskModel):
     summary = "Shared experts; each task's gate chooses its own mix of them."
 
     def __init__(self, tasks: dict[str, int], make_trunk: TrunkFactory,
-                 input_shape: tuple[int, ...] = (), num_experts: int = 4, **_):
+                 input_shape: tuple[int, ...] = (), num_experts: int = 4, head_hidden: int = 0,
+                 make_expert: TrunkFactory | None = None, **_):
         super().__init__(tasks)
-        self.experts = nn.ModuleList(make_trunk() for _ in range(num_experts))
+        # make_expert: the experts' own size (Ma et al.'s 16-unit experts against a 113-unit shared
+        # bottom, so both models have about the same parameters); by default, the trunk's.
+        self.experts = nn.ModuleList((make_expert or make_trunk)() for _ in range(num_experts))
         in_features = int(math.prod(input_shape))
         self.gates = nn.ModuleDict({t: nn.Linear(in_features, num_experts) for t in tasks})
-        self.heads = self.make_heads(self.experts[0].out_features, tasks)
+        self.heads = self.make_heads(self.experts[0].out_features, tasks, head_hidden)
 
     def gate_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each task's softmax over experts, N x E (shown in the app)."""

@@ -32,10 +32,10 @@ class SoftSharing(MultiTaskModel):
     has_shared_parameters = False
 
     def __init__(self, tasks: dict[str, int], make_trunk: TrunkFactory,
-                 soft_lambda: float = 0.01, soft_norm: str = "l2", **_):
+                 soft_lambda: float = 0.01, soft_norm: str = "l2", head_hidden: int = 0, **_):
         super().__init__(tasks)
         self.columns = nn.ModuleDict({t: make_trunk() for t in tasks})
-        self.heads = self.make_heads(next(iter(self.columns.values())).out_features, tasks)
+        self.heads = self.make_heads(next(iter(self.columns.values())).out_features, tasks, head_hidden)
         self.soft_lambda = soft_lambda
         self.soft_norm = soft_norm
 

@@ -37,7 +37,7 @@ def conv_block(in_channels: int, out_channels: int, batchnorm: bool) -> nn.Seque
     return nn.Sequential(*layers)
 
 
-def small_cnn(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout: float) -> Trunk:
+def small_cnn(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout: float, **_) -> Trunk:
     """A small CNN for images of 8 to 64 pixels a side.
 
     Up to three conv blocks (fewer for tiny images such as the 8x8 digits),
@@ -72,10 +72,15 @@ def small_cnn(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout
     return Trunk(stages, hidden)
 
 
-def mlp(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout: float, layers: int = 2) -> Trunk:
-    """Fully connected layers for vector inputs (or flattened small images)."""
+def mlp(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout: float, layers: int = 2,
+        hidden: int = 0) -> Trunk:
+    """Fully connected layers for vector inputs (or flattened small images): ``layers`` of ``hidden`` units.
+
+    ``hidden`` 0 means 2 x ``width``; Ma et al.'s matched budget (MMoE, KDD 2018) sets it exactly
+    (113 units for the shared bottom, 16 per expert) with one layer.
+    """
     in_features = int(math.prod(input_shape))
-    hidden = 2 * width
+    hidden = hidden or 2 * width
     stages: list[nn.Module] = []
     for i in range(layers):
         block: list[nn.Module] = [nn.Flatten()] if i == 0 else []
@@ -89,7 +94,7 @@ def mlp(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout: floa
     return Trunk(stages, hidden)
 
 
-def resnet18(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout: float) -> Trunk:
+def resnet18(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout: float, **_) -> Trunk:
     """torchvision's ResNet-18, randomly initialised, adapted to small images.
 
     The 7x7 stride-2 stem and its max-pool would shrink a 32 px image to
@@ -114,14 +119,19 @@ TRUNK_BUILDERS = {"cnn": small_cnn, "mlp": mlp, "resnet18": resnet18}
 
 
 def build_trunk(name: str, input_kind: str, input_shape: tuple[int, ...], width: int,
-                batchnorm: bool, dropout: float) -> Trunk:
-    """The trunk called ``name``; ``auto`` is a CNN for images, an MLP for vectors."""
+                batchnorm: bool, dropout: float, **mlp_options) -> Trunk:
+    """The trunk called ``name``; ``auto`` is a CNN for images, an MLP for vectors.
+
+    ``mlp_options`` (``layers``, ``hidden``) shape the MLP; the other trunks ignore them
+    (``config.validate`` refuses them there).
+    """
     if name == "auto":
         name = "cnn" if input_kind == "image" else "mlp"
-    return TRUNK_BUILDERS[name](input_shape, width, batchnorm, dropout)
+    return TRUNK_BUILDERS[name](input_shape, width, batchnorm, dropout, **mlp_options)
 
 
-def make_head(in_features: int, out_features: int) -> nn.Module:
-    """A task's own head: one hidden layer, then the task's outputs."""
-    hidden = max(16, in_features // 2)
+def make_head(in_features: int, out_features: int, hidden: int = 0) -> nn.Module:
+    """A task's own head ("tower"): one hidden layer (``hidden`` units, 0 = half the features, at least 16),
+    then the task's outputs."""
+    hidden = hidden or max(16, in_features // 2)
     return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_features))
