@@ -173,26 +173,56 @@ def sanitise(values: dict[str, Any], problems: list[str] | None = None) -> dict[
     return clean
 
 
-def seed_widgets(config: ExperimentConfig, overwrite: bool, problems: list[str] | None = None) -> None:
-    """Put ``config``'s values into the widgets' session state (only missing keys unless ``overwrite``)."""
-    for key, value in sanitise(widget_values(config), problems).items():
-        if overwrite or key not in ss:
-            ss[key] = value
+# Why the controls are written on every run: the configuration (``train_config``, a key no widget owns,
+# so Streamlit never drops it) is the one truth, and the controls only show it. A widget key that
+# Streamlit dropped (its widget was not drawn on some run: another dataset, another page, a run cut
+# short by a quick click) or that the browser mounted at the widget's default once showed every task
+# unticked, weights 0.00 and n_samples=0 while the URL kept the defaults. Values written through
+# session state before a widget is drawn are sent with the widget, so the browser always shows them.
+PUSHED = f"{K}pushed"  # the control values written on the last run: a control that differs was moved
 
 
-def config_from_widgets(base: ExperimentConfig) -> ExperimentConfig:
-    """The configuration the widgets show; settings without a widget keep ``base``'s values."""
-    info = dataset_info(ss[f"{K}dataset"])
+def show_config(config: ExperimentConfig, problems: list[str] | None = None) -> None:
+    """Write ``config``'s value into every control's session state (before any control is drawn)."""
+    values = sanitise(widget_values(config), problems)
+    for key, value in values.items():
+        ss[key] = value
+    ss[PUSHED] = values
+
+
+def absorb_changes(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with what the person changed in the controls since the last run.
+
+    A control counts as changed only when its value differs from the one
+    written on the last run; a dropped key changes nothing.
+    """
+    pushed = ss.get(PUSHED)
+    if not pushed:
+        return config
+    changed = {key: ss[key] for key, value in pushed.items() if key in ss and ss[key] != value}
+    if not changed:
+        return config
+    dataset = changed.pop(f"{K}dataset", None)
+    config = config_from_widgets(config, {**pushed, **changed})
+    if dataset is not None and dataset != config.dataset.name:
+        config = normalise(for_dataset(config, dataset))
+    return config
+
+
+def config_from_widgets(base: ExperimentConfig, values: dict[str, Any] | None = None) -> ExperimentConfig:
+    """The configuration the widgets show (or ``values``, keyed like them); settings without a widget keep ``base``'s."""
+    values = ss if values is None else values
+    info = dataset_info(values[f"{K}dataset"])
 
     def get(name: str, fallback: Any) -> Any:
-        return ss.get(f"{K}{name}", fallback)
+        return values.get(f"{K}{name}", fallback)
 
-    tasks = tuple(t.name for t in info.tasks if ss.get(task_key(info.name, t.name)))
-    weights = {t: float(ss.get(weight_key(t), 1.0)) for t in tasks}
+    tasks = tuple(t.name for t in info.tasks if values.get(task_key(info.name, t.name)))
+    weights = {t: float(values.get(weight_key(t), 1.0)) for t in tasks}
     weights = {t: w for t, w in weights.items() if w != 1.0}  # 1 is the default: keeps links short
     options = {}
     for name, default in info.options.items():
-        value = ss.get(option_key(info.name, name), default)
+        value = values.get(option_key(info.name, name), default)
         if value != default:
             options[name] = value
     method = get("method", base.weighting.method)
@@ -254,12 +284,11 @@ def sync_from_url() -> list[str]:
         if config is None:
             config, problems_url = config_from_url(pairs)
             problems += problems_url
-        seed_widgets(config, overwrite=True, problems=problems)
+        sanitise(widget_values(config), problems)  # a choice no select box offers: one sentence
         ss[f"{K}config"] = config
+        ss.pop(PUSHED, None)  # the link replaces the settings; the controls' old values are no changes
         if "label" in url:
             ss[f"{K}label"] = url["label"]
-    elif f"{K}dataset" not in ss:  # back from another page: the widgets were dropped, the config was not
-        seed_widgets(ss.get(f"{K}config") or ExperimentConfig(), overwrite=True)
     return problems
 
 
@@ -285,14 +314,14 @@ def reopen(run_id: str) -> None:
     ss[f"{K}run"] = record.id
     ss[f"{K}config"] = record.config
     ss[f"{K}label"] = record.label
-    seed_widgets(record.config, overwrite=True)
+    ss.pop(PUSHED, None)
 
 
 def reset_settings() -> None:
     """Button callback: every control back to its default; the page's run is left as it is."""
     ss[f"{K}config"] = ExperimentConfig()
     ss[f"{K}label"] = ""
-    seed_widgets(ExperimentConfig(), overwrite=True)
+    ss.pop(PUSHED, None)
 
 
 # ----- the settings column ---------------------------------------------------------------------
@@ -305,7 +334,6 @@ def dataset_section(base: ExperimentConfig) -> ExperimentConfig:
     info = dataset_info(dataset)
     st.caption(md(info.description))  # an imported dataset's description is user text
     base = normalise(for_dataset(base, dataset))
-    seed_widgets(base, overwrite=False)  # a dataset chosen just now gets its defaults
 
     st.markdown("**Tasks** — tick the ones the model learns together")
     columns = st.columns(min(2, len(info.tasks)))
@@ -665,11 +693,13 @@ def recent_runs() -> None:
 # ----- the page ---------------------------------------------------------------------------------
 
 st.title("🏋️ Train")
+ss[f"{K}config"] = absorb_changes(ss.get(f"{K}config") or ExperimentConfig())
 link_problems = sync_from_url()
 for problem in link_problems:
     say("warning", f"Part of the link was not used: {problem}")
 
-base = ss.get(f"{K}config") or ExperimentConfig()
+base = ss[f"{K}config"]
+show_config(base)
 settings, run_column = st.columns([9, 10], gap="large")
 with settings:
     base = dataset_section(base)

@@ -1,0 +1,102 @@
+"""Bugs a teacher hit in class (issue 16, section 2), as AppTests (Streamlit's AppTest, no browser).
+
+One data folder for the module (MTL_HOME in a temporary directory); the
+fixture stops any worker the app started there. No timing assertions.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from mtlcore import ExperimentConfig, dataset_info
+from mtlcore.runs import Runner, RunStore
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("teacher") / "home"
+    previous = os.environ.get("MTL_HOME")
+    os.environ["MTL_HOME"] = str(folder)
+    st.cache_resource.clear()
+    yield folder
+    Runner(RunStore(folder), max_workers=1).stop_workers(timeout=10)
+    st.cache_resource.clear()
+    if previous is None:
+        os.environ.pop("MTL_HOME", None)
+    else:
+        os.environ["MTL_HOME"] = previous
+
+
+def open_app(page: str | None = None, params: dict | None = None, owner: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if owner is not None:
+        at.session_state["owner"] = owner
+    if params:
+        at.query_params.update(params)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def url_config(at: AppTest) -> ExperimentConfig:
+    flat = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    return ExperimentConfig.from_flat({k: v for k, v in flat.items() if k not in ("run", "label", "key")})
+
+
+def controls(at: AppTest) -> list:
+    return [w for w in [*at.selectbox, *at.slider, *at.checkbox, *at.number_input, *at.select_slider, *at.toggle]
+            if w.key and w.key.startswith("train_") and "reopen" not in w.key]
+
+
+# ----- controls reset -------------------------------------------------------------------------
+
+def assert_controls_show(at: AppTest, config: ExperimentConfig) -> None:
+    """Every control is sent to the browser with its value, and the values are the configuration's."""
+    for widget in controls(at):
+        # A browser that does not hold the widget's state (it was not drawn on the last run, or that run was
+        # cut short by a quick click) mounts it at its default unless the value comes with it: then it showed
+        # unticked tasks, weights 0.00, n_samples=0 and image_size=16, and sent them back on the next click.
+        assert widget.proto.set_value, f"{widget.key} is drawn without its value: a browser may show its default"
+    info = dataset_info(config.dataset.name)
+    assert at.selectbox(key="train_dataset").value == info.name
+    for spec in info.tasks:
+        assert at.checkbox(key=f"train_task__{info.name}__{spec.name}").value == (spec.name in config.tasks)
+    for task in config.tasks:
+        assert at.slider(key=f"train_w__{task}").value == pytest.approx(config.weight(task))
+    for name, default in info.options.items():
+        key = f"train_opt__{info.name}__{name}"
+        widget = next(w for w in controls(at) if w.key == key)
+        assert widget.value == config.dataset.options.get(name, default), key
+
+
+def test_controls_never_drift_from_the_configuration(home):
+    """Name + Enter, digits, shapes again, many times: the controls always show the defaults the URL names."""
+    at = open_app(page="views/train.py")
+    default = ExperimentConfig()
+    for attempt in range(6):
+        at.sidebar.text_input(key="owner").input(f"teacher {attempt}").run()
+        at.selectbox(key="train_dataset").select("digits").run()
+        assert not at.exception, at.exception
+        digits = url_config(at)
+        assert digits.dataset.name == "digits" and digits.tasks
+        assert_controls_show(at, digits)
+        if attempt % 2:
+            # What Streamlit does to the state of widgets that a run did not draw: drop it.
+            for spec in dataset_info("shapes").tasks:
+                if f"train_task__shapes__{spec.name}" in at.session_state:
+                    del at.session_state[f"train_task__shapes__{spec.name}"]
+        at.selectbox(key="train_dataset").select("shapes").run()
+        assert not at.exception, at.exception
+        config = url_config(at)
+        assert config.tasks == default.tasks and config.dataset == default.dataset
+        assert_controls_show(at, config)
+        assert not at.button(key="train_start").disabled
