@@ -1,7 +1,7 @@
 """Studies: many runs, over seeds, that together answer one question about sharing.
 
 "Does training these tasks together help, and which tasks should share?"
-Start a study of one of four kinds; its runs train in the background
+Start a study of one of five kinds; its runs train in the background
 workers, a few at a time (each person's queue limit), and its result is
 redrawn as they finish. A study can be cancelled as a whole.
 

@@ -3,7 +3,7 @@
 "Does training these tasks together help, and which tasks should share?"
 One run cannot say: small runs are noisy, so a study repeats every
 configuration over seeds and reports means and spreads (Xin et al.,
-NeurIPS 2022; Kurin et al., NeurIPS 2022). Four kinds:
+NeurIPS 2022; Kurin et al., NeurIPS 2022). Five kinds:
 
     stl-vs-mtl   each task alone vs all together; relative change, Delta_m
     pairs        every pair (or group) of tasks: a transfer matrix (Standley
@@ -13,6 +13,8 @@ NeurIPS 2022; Kurin et al., NeurIPS 2022). Four kinds:
                  with automatic weighting methods overlaid
     relatedness  synthetic tasks of chosen correlation, hard sharing vs MMoE
                  against single-task (Ma et al., KDD 2018, section 3)
+    mtl-vs-ensemble  the multi-task model against single-task models and a
+                 bagged ensemble of them (Breiman 1996) at a matched parameter budget
 
 One file per job:
 
