@@ -29,7 +29,7 @@ ss = st.session_state
 @st.cache_resource(show_spinner=False)
 def warmed() -> bool:
     """Once per server: the engine's first optimiser step loads much of PyTorch; pay it before Start."""
-    warm_up()
+    warm_up(toy_methods())
     return True
 
 

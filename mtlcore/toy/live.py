@@ -23,7 +23,7 @@ from .trajectories import Trajectories, ToyOptimisation
 
 #: Steps of each method per turn: the first turn is short, so the first paths appear within a
 #: second or two; later turns double up to CHUNK, to spend less time copying points.
-FIRST_CHUNK, CHUNK = 100, 2000
+FIRST_CHUNK, CHUNK = 20, 2000
 #: At most this many recorded points per start and method (what a browser can redraw each second).
 MAX_POINTS = 500
 
@@ -42,7 +42,7 @@ class ToyComparison:
         self.starts = [tuple(map(float, s)) for s in starts]
         self.seed = seed
         self.record_every = max(1, self.steps // MAX_POINTS)
-        self.first_chunk = max(self.record_every, FIRST_CHUNK - FIRST_CHUNK % self.record_every)
+        self.first_chunk = FIRST_CHUNK  # each chunk records its first point: spacing need not be even
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._results: dict[str, Trajectories] = {}
@@ -108,7 +108,7 @@ class ToyComparison:
                     del runs[method]
                 if self._stop.is_set():
                     break
-            chunk = min(2 * chunk, max(chunk, CHUNK - CHUNK % self.record_every))
+            chunk = min(2 * chunk, CHUNK)
         with self._lock:
             self._results = {m: replace(t, error=self.errors.get(m)) for m, t in self._results.items()}
         self.ended_at = time.time()
@@ -134,9 +134,15 @@ def update_directions(point: Sequence[float], methods: Sequence[str]) -> dict[st
     return directions
 
 
-def warm_up() -> None:
-    """Pay once what the very first step costs: PyTorch loads much of itself at an optimiser's first step.
+def warm_up(methods: Sequence[str] = ()) -> None:
+    """Pay once what the very first step costs: PyTorch loads much of itself at an optimiser's first
+    step, and the gradient methods import torchjd and their solvers (cvxpy, qpsolvers) when set up.
 
     Call it when a page opens, so that Start draws its first paths at once.
     """
     ToyOptimisation("equal", [(0.0, 0.0)]).run(2)
+    for method in methods:
+        try:
+            ToyOptimisation(method, [(0.0, 0.0)])
+        except Exception:  # a method that cannot start says so when it is run
+            pass
