@@ -100,3 +100,22 @@ def test_controls_never_drift_from_the_configuration(home):
         assert config.tasks == default.tasks and config.dataset == default.dataset
         assert_controls_show(at, config)
         assert not at.button(key="train_start").disabled
+
+
+# ----- stale state ----------------------------------------------------------------------------
+
+def test_a_second_preset_does_not_show_the_previous_run(home):
+    store = RunStore(home)
+    run_id = store.add_run(ExperimentConfig.from_flat({"train.epochs": "1", "train.max_samples": "50"}),
+                           label="last lesson's run", owner="teacher").id
+    store.cancel_run(run_id)
+    at = open_app(page="views/train.py", params={"run": run_id})
+    assert at.session_state["train_run"] == run_id
+    assert any("last lesson" in m.value for m in at.markdown)
+    at.switch_page("views/home.py").run()
+    at.button(key="home_preset_1").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value.endswith("Train")
+    assert "train_run" not in at.session_state
+    assert "run" not in at.query_params
+    assert not any("last lesson" in m.value for m in at.markdown)

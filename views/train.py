@@ -274,6 +274,8 @@ def sync_from_url() -> list[str]:
         pairs = {k: v for k, v in url.items() if k not in NOT_CONFIG}
         run_id = url.get("run")
         config = None
+        if not run_id:  # a preset or a link without a run: the previous run's results are not this setup's
+            ss.pop(f"{K}run", None)
         if run_id:
             try:
                 record = get_store().get_run(run_id)
