@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--steps", type=int, metavar="N", help="toy: Adam steps (default 50000, the papers')")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="toy: processes for the trajectories (default one per core; 1 = this process)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny data and epochs: a smoke test in seconds, whose verdicts mean little")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
 
@@ -66,6 +68,8 @@ def run(args) -> int:
         options["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if args.steps is not None:
         options["steps"] = args.steps
+    if args.quick:
+        options["quick"] = True
     if args.workers is not None:
         if args.workers < 1:
             raise CommandError(f"--workers must be 1 or more, got {args.workers}.")

@@ -21,6 +21,9 @@ from .base import (
 
 # Importing a module registers its reproduction (in the order --list shows them).
 from . import toy  # noqa: F401
+from . import mmoe_relatedness  # noqa: F401
+from . import sweep_baseline  # noqa: F401
+from . import affinity  # noqa: F401
 
 __all__ = [
     "INCONCLUSIVE", "NOT_REPRODUCED", "REPRODUCED", "REPRODUCTIONS", "VERDICTS", "ClaimRow", "Reproduction",
