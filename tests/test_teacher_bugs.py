@@ -119,3 +119,30 @@ def test_a_second_preset_does_not_show_the_previous_run(home):
     assert "train_run" not in at.session_state
     assert "run" not in at.query_params
     assert not any("last lesson" in m.value for m in at.markdown)
+
+
+TINY_RUN = {"tasks": "shape,color", "dataset.n_samples": "300", "train.epochs": "1", "train.max_samples": "60",
+            "device": "cpu"}
+
+
+def finished_run(store: RunStore, label: str, flat: dict | None = None, owner: str = "teacher"):
+    """A finished run in the store with made-up test metrics (nothing trains)."""
+    config = ExperimentConfig.from_flat(flat or TINY_RUN)
+    record = store.add_run(config, label=label, owner=owner)
+    store.claim_runs("a test, not a worker", [record.id])
+    store.finish_run(record.id, "finished", summary={"test": {t: {"accuracy": 0.5} for t in config.tasks}})
+    return store.get_run(record.id)
+
+
+def test_compare_lists_the_baselines_it_just_queued(home):
+    run = finished_run(RunStore(home), "lesson 2")
+    at = open_app(page="views/compare.py", params={"run": run.id}, owner="teacher")
+    at.button(key="compare_train_baselines").click().run()
+    assert not at.exception, at.exception
+    assert any("They appear above as they train" in s.value for s in at.success)
+    shown = " ".join(m.value for m in at.markdown)
+    # Named at once (and the page keeps polling while they train), not only after a reload.
+    for task in run.config.tasks:
+        assert f"**{task}**" in shown
+    assert shown.count("single-task baseline queued") + shown.count("single-task baseline running") == len(
+        run.config.tasks), shown

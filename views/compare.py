@@ -372,6 +372,9 @@ def train_missing_baselines(run, missing_tasks: list[str]) -> None:
         else "Train missing single-task baselines", key="compare_train_baselines",
         disabled=not missing_tasks, help=help_text, icon=":material/play_arrow:",
     )
+    notice = st.session_state.pop("compare_baselines_notice", None)
+    if notice:
+        st.success(notice)
     if not clicked:
         return
     runner, queued = get_runner(), []
@@ -384,11 +387,22 @@ def train_missing_baselines(run, missing_tasks: list[str]) -> None:
             break
         queued.append(task)
     if queued:
-        st.success(f"Queued single-task baselines for: {', '.join(md(t) for t in queued)}. They appear above as they train.")
         try:
             get_runner().ensure_workers()
         except Exception as error:  # the runs stay queued; a later page load retries
             st.warning(f"The runs are queued but no worker could be started now ({error}).")
+            return
+        st.session_state["compare_baselines_notice"] = (
+            f"Queued single-task baselines for: {', '.join(md(t) for t in queued)}. They appear above as they train.")
+        # The whole page again, not just this fragment: it lists the new runs and keeps polling while they train.
+        st.rerun()
+
+
+def baselines_training(picked, runs) -> bool:
+    """Whether a single-task baseline of a picked multi-task run is queued or running (the page then polls)."""
+    baselines = Baselines(runs)
+    return any(baselines.find(r.config, task, states=ACTIVE) is not None
+               for r in picked if len(r.config.tasks) > 1 for task in r.config.tasks)
 
 
 # ----- the page ------------------------------------------------------------------------
@@ -410,7 +424,7 @@ def page() -> None:
     if not picked:
         st.info("Pick one or more runs above to see their curves and metrics.")
         return
-    live = any(r.state in ACTIVE for r in picked)
+    live = any(r.state in ACTIVE for r in picked) or baselines_training(picked, runs)
 
     @st.fragment(run_every=3 if live else None)
     def results() -> None:
