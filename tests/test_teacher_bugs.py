@@ -146,3 +146,32 @@ def test_compare_lists_the_baselines_it_just_queued(home):
         assert f"**{task}**" in shown
     assert shown.count("single-task baseline queued") + shown.count("single-task baseline running") == len(
         run.config.tasks), shown
+
+
+def test_predict_opens_the_newest_multi_task_run_and_says_so(tmp_path, monkeypatch):
+    from mtlcore.compare import baseline_config
+    from mtlcore.runs.processes import worker_name
+    from mtlcore.runs.worker import train_one
+
+    store = RunStore(tmp_path / "home")
+
+    def train(config, label):
+        run_id = store.add_run(config, label=label, owner="teacher").id
+        assert train_one(store, store.claim_next(worker_name())) == "finished"
+        return run_id
+
+    mtl = ExperimentConfig.from_flat({**TINY_RUN, "model.width": 8, "train.max_samples": 40})
+    mtl_id = train(mtl, "lesson")
+    train(baseline_config(mtl, "shape"), "lesson · STL shape")  # newer: what a study makes last
+    monkeypatch.setenv("MTL_HOME", str(tmp_path / "home"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = AppTest.from_file(str(Path(APP).parent / "views" / "predict.py"), default_timeout=TIMEOUT)
+        at.run()
+        assert not at.exception, at.exception
+        assert at.selectbox(key="predict_run").value == mtl_id
+        assert any("newest finished multi-task run" in c.value for c in at.caption)
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()

@@ -84,7 +84,8 @@ def pick_run(store):
     if wanted in by_id and wanted != st.session_state.get("predict_url_run"):
         st.session_state["predict_run"] = wanted  # a link with ?run=ID picks that run, once
     elif st.session_state.get("predict_run") not in by_id:
-        st.session_state["predict_run"] = next((r for r in runs if r.state == "finished"), runs[0]).id
+        st.session_state["predict_run"] = default_run(runs).id
+        st.session_state["predict_auto_run"] = st.session_state["predict_run"]
     st.session_state["predict_url_run"] = wanted
     run_id = st.selectbox(
         "Run", list(by_id), key="predict_run",
@@ -93,7 +94,24 @@ def pick_run(store):
         help="Runs with a checkpoint, newest first: finished runs, and running ones after their first epoch "
              "(their latest epoch is used).",
     )
+    if run_id == st.session_state.get("predict_auto_run"):
+        st.caption(f"Chosen for you: {auto_choice_reason(by_id[run_id])} Pick another run above.")
     return by_id[run_id]
+
+
+def default_run(runs):
+    """The run Predict opens with: the newest finished multi-task run (a study's single-task baselines are
+    often newer), else the newest finished run, else the newest one."""
+    finished = [r for r in runs if r.state == "finished"]
+    return next((r for r in finished if len(r.config.tasks) > 1), finished[0] if finished else runs[0])
+
+
+def auto_choice_reason(run) -> str:
+    if run.state == "finished" and len(run.config.tasks) > 1:
+        return "the newest finished multi-task run."
+    if run.state == "finished":
+        return "the newest finished run (no finished run trains two or more tasks)."
+    return "the newest run with a checkpoint (none has finished yet)."
 
 
 # ----- getting a picture -------------------------------------------------------------------
