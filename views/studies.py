@@ -289,7 +289,18 @@ def study_panel(study_id: str, was_running: bool) -> None:
                        help="The study's settings, member runs and result, as the command line writes them.")
 
 
-def follow_studies() -> None:
+def any_study_running() -> bool:
+    try:
+        return bool(get_studies().list(states=("running",)))
+    except StoreError:
+        return False
+
+
+def follow_studies(polling: bool = False) -> None:
+    """The study picker and the chosen study; while any study runs, polled as a whole, so that the picker's
+    states and counts move too (it once said "running · 0 of 12" after its study had finished)."""
+    if polling and not any_study_running():
+        st.rerun()  # every study has ended: redraw the page once, without polling
     only_mine = st.toggle("Only my studies", key=f"{K}only_mine", help=HELP["only_mine"])
     studies = get_studies()
     try:
@@ -308,10 +319,8 @@ def follow_studies() -> None:
                           format_func=lambda i: f"{by_id[i].label} · {by_id[i].owner} · "
                                                 f"{STUDY_BADGES.get(by_id[i].state, by_id[i].state)} · "
                                                 f"{by_id[i].progress_text}")
-    running = by_id[chosen].state == "running"
-    panel = st.fragment(study_panel, run_every=POLL_SECONDS if running else None)
     with st.container(border=True):
-        panel(chosen, running)
+        study_panel(chosen, by_id[chosen].state == "running")
 
 
 st.title("🔬 Studies")
@@ -328,4 +337,5 @@ with st.expander("Start a study", expanded=not ss.get(f"{K}chosen")):
     start_form()
 if owner().name == "anonymous":
     st.caption("Tip: type your name in the sidebar, so that others can tell your studies apart.")
-follow_studies()
+studies_running = any_study_running()
+st.fragment(follow_studies, run_every=POLL_SECONDS if studies_running else None)(studies_running)
