@@ -104,16 +104,17 @@ except (StoreError, OSError) as error:
 def queue_status() -> None:
     """How many runs are waiting or training, refreshed every few seconds."""
     try:
-        get_runner()  # at most every few seconds: a worker that died is replaced, its run marked interrupted
+        workers = get_runner().max_workers  # at most every few seconds: a dead worker is replaced, its run interrupted
         active = store.list_runs(states=("queued", "running"))
     except Exception:  # a busy database now and then is no reason to break the sidebar
         return
     running = sum(r.state == "running" for r in active)
     queued = len(active) - running
+    serving = f"{workers} worker{'s' if workers != 1 else ''} (MTL_WORKERS), turns taken fairly"
     if not active:
-        st.caption("Queue: idle — no run is training.")
+        st.caption(f"Queue: idle — no run is training · {serving}.")
     else:
-        st.caption(f"Queue: 🟢 {running} running · ⏳ {queued} waiting")
+        st.caption(f"Queue: 🟢 {running} running · ⏳ {queued} waiting · {serving}")
 
 
 with st.sidebar:

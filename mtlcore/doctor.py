@@ -83,11 +83,12 @@ def cpu_name() -> str:
 def device_lines() -> list[Line]:
     import torch
 
+    from .runs.runner import workers_text
     from .speed import BF16_MIN_FLOPS, native_bfloat16
 
     cores = os.cpu_count() or 1
-    lines = [Line("cpu", f"{cpu_name()}, {cores} cores; torch uses {torch.get_num_threads()} threads here, "
-                         f"a background worker {max(1, cores - 1)} (one core is left to the web server)")]
+    lines = [Line("cpu", f"{cpu_name()}, {cores} cores; torch uses {torch.get_num_threads()} threads here"),
+             Line("workers", workers_text())]
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)

@@ -13,6 +13,7 @@ page's last configuration when coming back from another page.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import streamlit as st
@@ -605,9 +606,11 @@ def live_panel(run_id: str, polling: bool) -> None:
         status += eta(steps, record.progress)
     st.progress(min(1.0, max(0.0, record.progress)), text=status)
     if record.state == "queued":
-        waiting = [r.id for r in reversed(store.list_runs(states=("queued",)))]
-        ahead = waiting.index(run_id) if run_id in waiting else 0
-        st.info(f"Waiting for a worker: {ahead} run{'s' if ahead != 1 else ''} ahead of this one." if ahead
+        # The fair queue's place (round-robin between people) and an estimate from recent runs' durations.
+        place = store.queue_places().get(run_id)
+        ahead = place.position - 1 if place else 0
+        st.info(f"Waiting for a worker: {place.sentence(time.time())} ({ahead} run{'s' if ahead != 1 else ''} "
+                "ahead; turns go round the people waiting)." if ahead
                 else "Next in line: a worker picks it up in a moment.")
     elif record.state in ("failed", "diverged"):
         say("error", record.message or f"The run {record.state}.")

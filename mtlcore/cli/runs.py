@@ -154,10 +154,11 @@ def list_runs(args) -> int:
             raise CommandError(f"Unknown state {state!r}; choose one of: {', '.join(STATES)}.")
     store = _store(args)
     runs = store.list_runs(owner=args.owner, states=args.state)
+    places = store.queue_places() if any(run.state == "queued" for run in runs) else {}
     if args.json:
-        print(json.dumps([run.as_dict() for run in runs], indent=2))
+        print(json.dumps([_with_place(run.as_dict(), places.get(run.id)) for run in runs], indent=2))
     else:
-        print(format_table(runs))
+        print(format_table(runs, places))
     _warn_of_damage(store)
     return 0
 
@@ -170,14 +171,24 @@ def _warn_of_damage(store) -> None:
         print(f"warning: {finding.sentence}", file=sys.stderr)
 
 
-def format_table(runs) -> str:
-    """Runs as an aligned table, one a line."""
+def _with_place(row: dict, place) -> dict:
+    """A queued run's JSON row gains ``queue``: its position, the queue's length and the estimated start."""
+    if place is not None:
+        row["queue"] = {"position": place.position, "of": place.of, "estimated_start": place.estimated_start}
+    return row
+
+
+def format_table(runs, places=None) -> str:
+    """Runs as an aligned table, one a line; a queued run's message is its place in the fair queue."""
+    places = places or {}
+    now = time.time()
     if not runs:
         return "No runs yet; queue one with `python -m mtlcore submit --label NAME`."
     header = ("ID", "LABEL", "OWNER", "STATE", "PROGRESS", "CREATED", "MESSAGE")
     rows = [header] + [
         (r.id, r.label, r.owner, r.state, f"{r.progress:.0%}",
-         time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at)), r.message)
+         time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at)),
+         places[r.id].sentence(now) if r.id in places and not r.message else r.message)
         for r in runs
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]

@@ -1,6 +1,6 @@
 """Background runs: a queue in a SQLite store, worker processes that train, cancel.
 
-In class, everyone's runs train in the background, in order, without
+In class, everyone's runs train in the background, in turn, without
 freezing pages, and nothing is lost when a tab closes, a worker dies or the
 app restarts. One file per job:
 
@@ -8,6 +8,7 @@ app restarts. One file per job:
     database.py     the SQLite file: tables, WAL mode, one connection per call
     record.py       RunRecord (one run's row), the run states, run ids
     store.py        RunStore: runs, metrics, workers; claiming; crash recovery
+    queue_order.py  the fair queue: which queued run starts next, positions, estimated starts
     run_files.py    a run folder's copy of its row and metrics (to rebuild a lost row from)
     integrity.py    check and repair: runs the database lost but their folders hold
     pruning.py      prune: delete old ended runs, thin ended runs' per-step rows
@@ -31,6 +32,7 @@ from .checkpoints import load_checkpoint
 from .errors import ClaimLost, NotOwnerError, QueueFullError, StoreDamaged, StoreError, StoreUnwritable
 from .home import FolderSize, data_folder_size, default_home
 from .integrity import Finding, quick_check
+from .queue_order import QueuePlace
 from .record import ACTIVE_STATES, FINAL_STATES, STATES, RunRecord
 from .runner import Runner
 from .store import RunStore
@@ -44,6 +46,7 @@ __all__ = [
     "FolderSize",
     "NotOwnerError",
     "QueueFullError",
+    "QueuePlace",
     "RunRecord",
     "RunStore",
     "Runner",

@@ -73,11 +73,97 @@ def packed_batch(configs: Sequence[ExperimentConfig], device: str | None = None,
     return [candidates[i] for i in group[:size]]
 
 
-def default_worker_count() -> int:
-    """One worker per CUDA GPU (each trains on its own), else one."""
-    import torch
+WORKERS_VARIABLE = "MTL_WORKERS"  # how many background workers; unset or "auto": default_worker_count's rule
+THREADS_VARIABLE = "MTL_WORKER_THREADS"  # torch threads in each worker; unset: threads_per_worker's rule
+PACKING_VARIABLE = "MTL_PACKING"  # 0 turns packing off: every run trains alone (for comparisons)
 
-    return max(1, torch.cuda.device_count())
+
+# On a CPU, at most this many workers by default: each holds torch and its data in memory
+# (a few hundred MB), and beyond a few, threads inside each use big machines' cores as well.
+MAX_CPU_WORKERS = 4
+
+
+def auto_worker_count(cores: int | None = None, gpus: int | None = None) -> int:
+    """The rule for how many workers train at once: one per GPU; else one per core, at most MAX_CPU_WORKERS.
+
+    On a CPU, a class's runs are small, and one thread per run uses a core
+    better than two threads on one run (2-core machine: 49 % of the matmul
+    peak on one thread, 42 % on two; benchmarks/README.md), so on two cores
+    two students' runs train side by side instead of one after the other
+    (benchmarks/bench_class.py, README "Performance").
+    """
+    if gpus is None:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    if gpus:
+        return gpus
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_CPU_WORKERS))
+
+
+def default_worker_count(cores: int | None = None, gpus: int | None = None) -> int:
+    """How many background workers a Runner keeps: MTL_WORKERS when set (0 or more), else ``auto_worker_count``.
+
+    A value that is not a whole number raises ValueError in one sentence.
+    """
+    setting = os.environ.get(WORKERS_VARIABLE, "").strip().lower()
+    if not setting or setting == "auto":
+        return auto_worker_count(cores, gpus)
+    try:
+        count = int(setting)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise ValueError(f"{WORKERS_VARIABLE} must be a whole number of workers (0 or more) or auto, "
+                         f"not {setting!r}.")
+    return count
+
+
+def threads_per_worker(workers: int | None = None, cores: int | None = None) -> int:
+    """Torch threads in each worker: MTL_WORKER_THREADS if set, else the cores shared out, one left over.
+
+    One core is left to the web server when there are several (the old rule
+    for a single worker was cores - 1), and the rest are shared between the
+    ``workers`` (None: default_worker_count()); never fewer than one. A
+    setting that is not a whole number raises ValueError in one sentence.
+    """
+    setting = os.environ.get(THREADS_VARIABLE, "").strip()
+    if setting:
+        try:
+            return max(1, int(setting))
+        except ValueError:
+            raise ValueError(f"{THREADS_VARIABLE} must be a whole number of threads, not {setting!r}.") from None
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    if workers is None:
+        try:
+            workers = default_worker_count(cores)
+        except ValueError:
+            workers = auto_worker_count(cores)
+    return max(1, (cores - 1) // max(1, workers))
+
+
+def packing_enabled() -> bool:
+    """Whether workers pack compatible queued runs together (MTL_PACKING=0 turns it off)."""
+    return os.environ.get(PACKING_VARIABLE, "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+def workers_text(workers: int | None = None) -> str:
+    """One sentence on the worker setting, for doctor: how many, how many threads each, and how to change it."""
+    source = f"from {WORKERS_VARIABLE}" if os.environ.get(WORKERS_VARIABLE, "").strip().lower() not in ("", "auto") \
+        else f"auto: one per GPU, else one per core up to {MAX_CPU_WORKERS}; set {WORKERS_VARIABLE} to change"
+    if workers is None:
+        try:
+            workers = default_worker_count()
+        except ValueError as error:
+            return str(error)
+    try:
+        threads = threads_per_worker(max(1, workers))
+    except ValueError as error:
+        return str(error)
+    packing = "on" if packing_enabled() else f"off ({PACKING_VARIABLE}=0)"
+    return (f"{workers} background worker{'s' if workers != 1 else ''} ({source}), {threads} torch "
+            f"thread{'s' if threads != 1 else ''} each; the queue is fair between people; packing {packing}")
 
 
 class Runner:
@@ -99,7 +185,14 @@ class Runner:
         self.store = store
         # auto, local or ray://host:10001: train on Ray through one dispatcher; None: local workers.
         self.ray_address = ray_address or os.environ.get("MTL_RAY_ADDRESS") or None
-        self.max_workers = default_worker_count() if max_workers is None else max_workers
+        self.setting_problem = ""  # a sentence when MTL_WORKERS could not be read (shown by doctor)
+        if max_workers is None:
+            try:
+                max_workers = default_worker_count()
+            except ValueError as error:
+                max_workers = auto_worker_count()
+                self.setting_problem = f"{error} Using {max_workers} instead."
+        self.max_workers = max_workers
         self.queue_cap_per_owner = queue_cap_per_owner
         self._children: dict[int, subprocess.Popen] = {}  # workers this process started
 
@@ -206,6 +299,11 @@ class Runner:
         elif device is not None:
             command += ["--device", device]
         env = dict(os.environ)
+        # The cores are shared out between this runner's workers (a worker alone cannot know how many run).
+        try:
+            env[THREADS_VARIABLE] = str(threads_per_worker(max(1, self.max_workers)))
+        except ValueError:  # a bad MTL_WORKER_THREADS: the worker says so in its log and uses the rule
+            pass
         env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
         log_path = self.store.logs_dir() / f"worker-{time.strftime('%Y%m%d-%H%M%S')}-{device or 'auto'}.log"
         with open(log_path, "ab") as log:

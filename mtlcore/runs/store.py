@@ -24,11 +24,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..config import ExperimentConfig
 from ..owners import Owner, as_owner, fold_name
-from . import database, run_files
+from . import database, queue_order, run_files
 from .database import reading, writing
 from .errors import ClaimLost, NotOwnerError, QueueFullError, StoreError, StoreUnwritable
 from .home import resolve_home
 from .processes import host_name, pid_alive
+from .queue_order import QueuePlace
 from .record import (
     ACTIVE_STATES, CANCELLED, FINAL_STATES, FINISHED, INTERRUPTED, QUEUED, RUNNING, RunRecord, new_run_id,
 )
@@ -203,33 +204,68 @@ class RunStore:
             return _active_count(conn, as_owner(owner))
 
     def queued_runs(self, limit: int = 200) -> list[RunRecord]:
-        """The oldest ``limit`` queued runs, oldest first (the order workers claim them in)."""
+        """The queued runs in the order workers claim them (fair: round-robin between people), at most ``limit``.
+
+        See mtlcore.runs.queue_order for the rule. A packing worker looks
+        for its lead run's partners in this order, so when more runs pack
+        than one group holds, each person's first run is among them first.
+        """
         with reading(self.db_path) as conn:
-            rows = conn.execute(
-                "SELECT * FROM runs WHERE state = ? ORDER BY created_at, rowid LIMIT ?", (QUEUED, limit)
+            order = _fair_order(conn)[:limit]
+            rows = {row["id"]: row for row in _rows_by_id(conn, order)}
+        return [_record(rows[run_id]) for run_id in order if run_id in rows]
+
+    def queue_places(self, now: float | None = None) -> dict[str, QueuePlace]:
+        """Every queued run's place in the fair queue and its estimated start, by run id.
+
+        Positions are the order in which workers would start the runs one at
+        a time (``queue_order.fair_order``; packing can only start some
+        earlier). The estimate: the live workers (at least one) each take
+        the next run when their current one ends, every run lasting the
+        median duration of the last RECENT_RUNS runs that finished
+        (None while none has).
+        """
+        now = time.time() if now is None else now
+        with reading(self.db_path) as conn:
+            order = _fair_order(conn)
+            ended = conn.execute(
+                "SELECT finished_at - started_at FROM runs WHERE state = ? AND started_at IS NOT NULL "
+                "AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?", (FINISHED, queue_order.RECENT_RUNS)
             ).fetchall()
-        return [_record(row) for row in rows]
+            busy = conn.execute(
+                "SELECT worker, MIN(started_at) FROM runs WHERE state = ? GROUP BY worker", (RUNNING,)
+            ).fetchall()
+        workers = len(self.live_workers())
+        duration = queue_order.typical_duration([row[0] for row in ended])
+        starts = queue_order.estimated_starts(order, [row[1] or now for row in busy], workers, duration, now)
+        return {run_id: QueuePlace(i + 1, len(order), starts[run_id]) for i, run_id in enumerate(order)}
 
     def claim_next(self, worker: str) -> RunRecord | None:
-        """Atomically move the oldest queued run to ``running`` for ``worker``; None if the queue is empty."""
+        """Atomically move the next queued run under the fair rule to ``running`` for ``worker``; None if none.
+
+        The next run is the first of ``queue_order.fair_order``: the oldest
+        queued run of the person whose last start is oldest (round-robin
+        between people; see mtlcore.runs.queue_order). The choice and the
+        claim are one write transaction, so two workers never take one run.
+        """
         now = time.time()
         with writing(self.db_path) as conn:
-            while True:
-                row = conn.execute(
-                    "SELECT id, started_at FROM runs WHERE state = ? ORDER BY created_at, rowid LIMIT 1", (QUEUED,)
-                ).fetchone()
-                if row is None:
-                    return None
-                if not self._set_aside_if_rolled_back(conn, row["id"], row["started_at"], now):
+            chosen = None
+            for run_id in _fair_order(conn):
+                row = conn.execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if not self._set_aside_if_rolled_back(conn, run_id, row["started_at"], now):
+                    chosen = run_id
                     break
+            if chosen is None:
+                return None
             conn.execute(
                 "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '', claim = ? "
                 "WHERE id = ?",
-                (RUNNING, now, now, worker, new_claim(), row["id"]),
+                (RUNNING, now, now, worker, new_claim(), chosen),
             )
-            conn.execute("UPDATE workers SET run_id = ?, heartbeat = ? WHERE id = ?", (row["id"], now, worker))
-        self._keep_row_file(row["id"])
-        return self.get_run(row["id"])
+            conn.execute("UPDATE workers SET run_id = ?, heartbeat = ? WHERE id = ?", (chosen, now, worker))
+        self._keep_row_file(chosen)
+        return self.get_run(chosen)
 
     def claim_runs(self, worker: str, run_ids: Iterable[str]) -> list[RunRecord]:
         """Move those of ``run_ids`` that are still queued to ``running`` for ``worker``; return them.
@@ -560,6 +596,41 @@ def _active_count(conn: sqlite3.Connection, owner: Owner) -> int:
     ).fetchall()
     name = fold_name(owner.name)
     return sum(fold_name(row["owner"]) == name for row in rows)
+
+
+def _fair_order(conn: sqlite3.Connection) -> list[str]:
+    """The queued runs' ids in the order the fair rule starts them (queue_order.fair_order)."""
+    rows = conn.execute(
+        "SELECT id, owner, owner_key, created_at, rowid FROM runs WHERE state = ?", (QUEUED,)
+    ).fetchall()
+    if not rows:
+        return []
+    waiting = [queue_order.Waiting(row["id"], queue_order.owner_id(row["owner"], row["owner_key"]),
+                                   row["created_at"], row["rowid"]) for row in rows]
+    owners = {run.owner for run in waiting}
+    keys = sorted({row["owner_key"] for row in rows if row["owner_key"] is not None})
+    last_start: dict[str, float] = {}
+    if keys:
+        for key, started in conn.execute(
+                f"SELECT owner_key, MAX(started_at) FROM runs WHERE started_at IS NOT NULL AND owner_key IN "
+                f"({', '.join('?' * len(keys))}) GROUP BY owner_key", keys):
+            last_start[queue_order.owner_id("", key)] = started
+    if any(row["owner_key"] is None for row in rows):
+        for name, started in conn.execute(
+                "SELECT owner, MAX(started_at) FROM runs WHERE started_at IS NOT NULL AND owner_key IS NULL "
+                "GROUP BY owner"):
+            owner = queue_order.owner_id(name, None)
+            if owner in owners:
+                last_start[owner] = max(started, last_start.get(owner, started))
+    return queue_order.fair_order(waiting, last_start)
+
+
+def _rows_by_id(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[sqlite3.Row]:
+    rows = []
+    for start in range(0, len(run_ids), 500):  # SQLite's limit on parameters
+        part = run_ids[start:start + 500]
+        rows += conn.execute(f"SELECT * FROM runs WHERE id IN ({', '.join('?' * len(part))})", part).fetchall()
+    return rows
 
 
 def _acting(by: Owner) -> str:

@@ -2,13 +2,14 @@
 
     python -m mtlcore worker [--home H] [--once]
 
-It imports torch once and then loops (claim the oldest queued run, train it,
+It imports torch once and then loops (claim the next queued run, train it,
 record how it ended), so pressing Start shows a first point quickly. A
 background thread sends a heartbeat every few seconds; when a worker dies
 without a word (SIGKILL, power cut), the missing heartbeat and process tell
 the store to mark its runs ``interrupted``.
 
-Packing: with the oldest queued run the worker also claims the queued runs
+Which run is next is the fair queue's choice (round-robin between people,
+mtlcore.runs.queue_order). Packing: with that run the worker also claims the queued runs
 that ``mtlcore.packed`` can train together with it as one stacked model
 (the same ``pack_key``, where stacking pays on this worker's device; at
 most MAX_PACKED_RUNS), and trains them with ``fit_many``. A study's dozen
@@ -50,7 +51,7 @@ from .callback import StoreCallback
 from .errors import ClaimLost, StoreDamaged, StoreError, StoreUnwritable
 from .processes import worker_name
 from .record import CANCELLED, FAILED, FINAL_STATES, INTERRUPTED, RunRecord
-from .runner import packed_batch
+from .runner import packed_batch, packing_enabled, threads_per_worker
 from .store import HEARTBEAT_EVERY, RunStore
 
 POLL_EVERY = 0.2  # seconds between looks at an empty queue
@@ -67,8 +68,8 @@ def run_worker(home: Path | str | None = None, once: bool = False, idle_exit: fl
     (the runner gives each worker its own GPU), except that a config asking
     for ``cpu`` keeps it.
     """
-    # Leave one core to the web server so pages stay responsive while we train.
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    # The cores shared out between the workers, one left to the web server (runner.threads_per_worker).
+    torch.set_num_threads(_threads())
     store = RunStore(home)
     name = worker_name()
     shutdown = threading.Event()
@@ -98,7 +99,7 @@ def run_worker(home: Path | str | None = None, once: bool = False, idle_exit: fl
 
 def _work(store: RunStore, name: str, beat: "_Heartbeat", shutdown: threading.Event, once: bool,
           idle_exit: float | None, device: str | None, trained: list[int]) -> None:
-    """The loop: claim the oldest queued run and its packing partners, train them, repeat.
+    """The loop: claim the next queued run (fair queue) and its packing partners, train them, repeat.
 
     Counts the runs trained in ``trained[0]`` (kept when the store fails part-way).
     """
@@ -129,13 +130,13 @@ def claim_partners(store: RunStore, worker: str, lead: RunRecord, device: str | 
                    limit: int | None = None) -> list[RunRecord]:
     """Claim the queued runs to train packed with ``lead`` (already claimed); return those claimed.
 
-    Candidates are the oldest queued runs with ``lead``'s ``pack_key``, so a
-    group is formed in queue order; ``packed_batch`` keeps those that
+    Candidates are the queued runs with ``lead``'s ``pack_key``, whoever's
+    they are, in the fair queue's order (``RunStore.queued_runs``); ``packed_batch`` keeps those that
     ``fit_many`` will really stack on this worker's device, at most
     ``limit`` (None: the runner's MAX_PACKED_RUNS) with ``lead``. Another worker may claim
     some meanwhile: ``claim_runs`` only takes runs still queued.
     """
-    key = pack_key(lead.config)
+    key = pack_key(lead.config) if packing_enabled() else None  # MTL_PACKING=0: every run trains alone
     if key is None:
         return []
     queued = [r for r in store.queued_runs() if pack_key(r.config) == key]
@@ -263,6 +264,17 @@ def advance_studies(store: RunStore) -> None:
         StudyStore(store).advance_all(Runner(store, max_workers=0))
     except Exception:  # a study's bookkeeping must never stop the worker
         traceback.print_exc()
+
+
+def _threads() -> int:
+    """Torch threads for this worker (MTL_WORKER_THREADS, else the runner's rule); a bad setting is logged."""
+    try:
+        return threads_per_worker()
+    except ValueError as error:
+        os.environ.pop("MTL_WORKER_THREADS", None)
+        threads = threads_per_worker()
+        _log(f"{error} Using {threads}.")
+        return threads
 
 
 def _warm_up() -> None:
