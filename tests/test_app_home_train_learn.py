@@ -103,6 +103,17 @@ def test_a_preset_opens_train_with_its_settings(home):
     assert at.sidebar.text_input[0].label == "Your name"  # the page runs inside app.py, with its sidebar
 
 
+def test_the_few_labels_preset_opens_train_with_reconstruction_and_five_percent_of_the_labels(home):
+    at = open_app()
+    index = next(i for i, p in enumerate(PRESETS) if "train.label_fraction" in p.settings)
+    at.button(key=f"home_preset_{index}").click().run()
+    assert not at.exception, at.exception
+    assert values(at.checkbox)["train_task__digits__reconstruction"] is True
+    assert values(at.checkbox)["train_task__digits__digit"] is True
+    assert at.slider(key="train_label_fraction").value == pytest.approx(0.05)
+    assert at.slider(key="train_w__reconstruction").label == "reconstruction"  # its own loss-weight slider
+
+
 # ----- Train: settings ----------------------------------------------------------------------
 
 def test_train_opens_with_the_default_settings(home):
