@@ -175,3 +175,21 @@ def test_predict_opens_the_newest_multi_task_run_and_says_so(tmp_path, monkeypat
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+# ----- datasets whose files are missing -------------------------------------------------------
+
+def test_a_dataset_without_its_files_is_marked_and_cannot_be_started(home):
+    from mtlcore import list_datasets
+
+    missing = [d for d in list_datasets() if d.unavailable_reason() is not None]
+    assert missing, "the test data folder has no torchvision files, so these datasets are unavailable"
+    at = open_app(page="views/train.py")
+    box = at.selectbox(key="train_dataset")
+    assert f"{missing[0].name} · ⚠️ files missing" in box.options
+    assert "shapes" in box.options  # the embedded datasets carry no mark
+    box.select(missing[0].name).run()
+    assert not at.exception, at.exception
+    assert at.button(key="train_start").disabled
+    shown = [e.value.replace("\\", "") for e in at.error]  # Markdown-escaped on the page
+    assert missing[0].unavailable_reason() in shown, shown

@@ -332,8 +332,10 @@ def reset_settings() -> None:
 def dataset_section(base: ExperimentConfig) -> ExperimentConfig:
     """Dataset, its tasks, loss weights and dataset options. Returns the base moved to that dataset."""
     st.subheader("1 · Data and tasks")
-    names = [d.name for d in list_datasets()]
-    dataset = st.selectbox("Dataset", names, key=f"{K}dataset", help=HELP["dataset"])
+    infos = list_datasets()
+    missing = {d.name for d in infos if d.unavailable_reason() is not None}  # its files are not in the data folder
+    dataset = st.selectbox("Dataset", [d.name for d in infos], key=f"{K}dataset", help=HELP["dataset"],
+                           format_func=lambda name: f"{name} · ⚠️ files missing" if name in missing else name)
     info = dataset_info(dataset)
     st.caption(md(info.description))  # an imported dataset's description is user text
     base = normalise(for_dataset(base, dataset))
@@ -452,6 +454,9 @@ def regularisation_section(arch: str) -> None:
 
 def problem_of(config: ExperimentConfig) -> str | None:
     """Why ``config`` cannot be trained, in one sentence; None when it can."""
+    missing = dataset_info(config.dataset.name).unavailable_reason()
+    if missing:  # the worker would fail with a traceback in its log; say here what to do instead
+        return missing
     try:
         validate(config)
     except (ConfigError, ValueError) as error:
