@@ -25,6 +25,7 @@ PAGES = [
     st.Page("views/compare.py", title="Compare", icon="⚖️"),
     st.Page("views/studies.py", title="Studies", icon="🔬"),
     st.Page("views/gradients.py", title="Gradients", icon="🧭"),
+    st.Page("views/findings.py", title="Findings", icon="📜"),
     st.Page("views/predict.py", title="Predict", icon="🔮"),
     st.Page("views/data.py", title="Data", icon="🗂️"),
     st.Page("views/learn.py", title="Learn", icon="📖"),

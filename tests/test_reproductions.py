@@ -86,3 +86,65 @@ def test_the_sweep_claim_is_missed_when_a_method_clearly_beats_the_tuned_weights
     rows = SweepBaseline.rows(0.5, "a", ("famo", "dwa"), lambda group, split: values[group],
                               lambda m: f"method:{m}", lambda w: f"weight:{w:g}")
     assert [r.verdict for r in rows] == [NOT_REPRODUCED, REPRODUCED]
+
+
+# ----- the Findings page --------------------------------------------------------------
+
+def _made_up(name: str, verdict: str = NOT_REPRODUCED, ours: str = "loss growth: MMoE +0.05, shared +0.03"):
+    from mtlcore.reproduce import ClaimRow, ReproductionResult
+
+    return ReproductionResult(name=name, title="t", paper="p", seeds=5, seconds=12.0,
+                              rows=[ClaimRow("MMoE's loss grows less", "much smaller gap", ours, verdict)],
+                              details={"correlations": [1.0, 0.5], "metric": "loss",
+                                       "loss": {"hard": {"1": {"mean": 0.1, "std": 0.01, "n": 5},
+                                                         "0.5": {"mean": 0.13, "std": 0.01, "n": 5}},
+                                                "mmoe": {"1": {"mean": 0.1, "std": 0.01, "n": 5},
+                                                         "0.5": {"mean": 0.15, "std": 0.01, "n": 5}}}})
+
+
+def test_findings_page_shows_stored_results_and_runs_one_in_the_background(tmp_path, monkeypatch):
+    import sys
+    import threading
+    import time
+    from pathlib import Path
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    import mtlcore.reproduce as reproduce
+    from mtlcore.reproduce import default_result_path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    monkeypatch.setenv("MTL_HOME", str(tmp_path))
+    st.cache_resource.clear()
+    _made_up("mmoe_relatedness").write(default_result_path("mmoe_relatedness", tmp_path))
+    threads = []
+
+    def fake_run(name, seeds=None, out=None, progress=lambda line: None, **options):
+        threads.append(threading.current_thread())
+        progress("training 2 runs...")
+        result = _made_up(name, REPRODUCED, ours=f"{seeds} seeds, quick={options.get('quick', False)}")
+        result.write(default_result_path(name, tmp_path))
+        return result
+
+    monkeypatch.setattr(reproduce, "run_reproduction", fake_run)
+    at = AppTest.from_file(str(root / "views" / "findings.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = "\n".join(str(m.value) for m in at.markdown)
+    assert "not reproduced" in text and "not run yet" in text  # a miss shown as a miss; others not run
+    assert any("loss growth: MMoE +0.05" in " ".join(df.value["ours"]) for df in at.dataframe)
+    assert any("python -m mtlcore reproduce affinity" in str(c.value) for c in at.code)
+    at.checkbox(key="findings_affinity_quick").check()
+    at.button(key="findings_affinity_run").click()
+    at.run()
+    deadline = time.time() + 30
+    while not (tmp_path / "reproductions" / "affinity" / "result.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert threads and threads[0] is not threading.main_thread()  # not in the page's script thread
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("3 seeds, quick=True" in " ".join(df.value["ours"]) for df in at.dataframe), \
+        ([list(df.value["ours"]) for df in at.dataframe], [str(c.value) for c in at.code])
+    st.cache_resource.clear()

@@ -1,0 +1,200 @@
+"""Findings: each paper reproduction's claim, the paper's number, ours with its spread, and the verdict.
+
+The reproductions live in ``mtlcore.reproduce`` (``python -m mtlcore
+reproduce --list``); this page shows the stored results with their figures
+and runs a reproduction in a background thread (never in the page's script
+thread), showing its progress lines while it trains. Thin page: plotly for
+the figures, no torch.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from mtlcore.reproduce import (
+    NOT_REPRODUCED, REPRODUCED, REPRODUCTIONS, ReproductionResult, run_reproduction, stored_results,
+)
+
+K = "findings_"
+BADGE = {REPRODUCED: ("green", "reproduced"), NOT_REPRODUCED: ("red", "not reproduced")}
+
+
+class Job:
+    """One reproduction running in a thread: its progress lines, and how it ended."""
+
+    def __init__(self, name: str, seeds: int, quick: bool):
+        self.name, self.seeds, self.quick = name, seeds, quick
+        self.lines: list[str] = []
+        self.error: str | None = None
+        self.done = False
+        self.started = time.time()
+        self.thread = threading.Thread(target=self._work, name=f"reproduce-{name}", daemon=True)
+
+    def _work(self) -> None:
+        try:
+            options = {"quick": True} if self.quick else {}
+            run_reproduction(self.name, self.seeds, progress=self.lines.append, **options)
+        except (ValueError, OSError, RuntimeError) as error:
+            self.error = str(error)
+        finally:
+            self.done = True
+
+
+@st.cache_resource(show_spinner=False)
+def jobs() -> dict[str, Job]:
+    """The server's running (and last finished) reproductions, by name: one at a time per reproduction."""
+    return {}
+
+
+def start(name: str) -> None:
+    """The Run button: read the seeds and quick widgets now (a callback's args are those of the last run)."""
+    seeds, quick = int(st.session_state[f"{K}{name}_seeds"]), bool(st.session_state.get(f"{K}{name}_quick"))
+    running = jobs()
+    current = running.get(name)
+    if current is not None and not current.done:
+        return
+    job = Job(name, seeds, quick)
+    running[name] = job
+    job.thread.start()
+
+
+def badge(verdict: str) -> str:
+    colour, text = BADGE.get(verdict, ("orange", verdict))
+    return f":{colour}-badge[{text}]"
+
+
+def claims_table(result: ReproductionResult) -> None:
+    st.dataframe(
+        [{"claim": r.claim, "paper": r.paper, "ours": r.ours, "verdict": r.verdict, "note": r.note}
+         for r in result.rows],
+        hide_index=True, width="stretch",
+        column_config={"ours": st.column_config.TextColumn(width="large"),
+                       "note": st.column_config.TextColumn(width="medium")},
+    )
+
+
+def _layout(fig: go.Figure, title: str, **extra) -> go.Figure:
+    fig.update_layout(title=title, height=360, margin=dict(l=50, r=20, t=50, b=50), **extra)
+    return fig
+
+
+def relatedness_figure(details: dict) -> go.Figure | None:
+    correlations = details.get("correlations") or []
+    fig = go.Figure()
+    for arch, name in (("hard", "shared bottom"), ("mmoe", "MMoE")):
+        cells = [(details.get("loss", {}).get(arch, {}) or {}).get(f"{p:g}") for p in correlations]
+        points = [(p, c) for p, c in zip(correlations, cells) if c]
+        if points:
+            fig.add_trace(go.Scatter(x=[p for p, _ in points], y=[c["mean"] for _, c in points],
+                                     error_y=dict(type="data", array=[c["std"] for _, c in points]),
+                                     mode="lines+markers", name=name))
+    if not fig.data:
+        return None
+    return _layout(fig, "Test loss against the tasks' correlation (mean ± std over seeds)",
+                   xaxis_title="correlation p", yaxis_title=details.get("metric", "test loss"),
+                   xaxis=dict(autorange="reversed"))
+
+
+def sweep_figure(details: dict) -> go.Figure | None:
+    labels, means, stds, colours = [], [], [], []
+    for point in details.get("sweep", []):
+        if point.get("test"):
+            labels.append(point["label"] + (" (chosen on val)" if point.get("chosen") else ""))
+            means.append(point["test"]["mean"]), stds.append(point["test"]["std"])
+            colours.append("#2ca02c" if point.get("chosen") else "#9ecae1")
+    for method, point in (details.get("methods") or {}).items():
+        if point.get("test"):
+            labels.append(method), means.append(point["test"]["mean"]), stds.append(point["test"]["std"])
+            colours.append("#ff7f0e")
+    if not labels:
+        return None
+    fig = go.Figure(go.Bar(x=labels, y=means, error_y=dict(type="data", array=stds), marker_color=colours))
+    return _layout(fig, "Test Δm of each static weight and each adaptive method (lower is better)",
+                   yaxis_title="Δm % vs single-task (negative = better)")
+
+
+def affinity_figure(details: dict) -> go.Figure | None:
+    pairs = details.get("pairs") or []
+    if not pairs:
+        return None
+    fig = go.Figure(go.Scatter(
+        x=[p["affinity"] for p in pairs], y=[p["transfer"] for p in pairs], mode="markers+text",
+        text=[f"{p['source']}→{p['target']}" for p in pairs], textposition="top center"))
+    return _layout(fig, "Lookahead affinity Z(i→j) against the measured transfer (means over seeds)",
+                   xaxis_title="affinity Z(i→j) from the all-task run", yaxis_title="gain of j with i, %")
+
+
+def toy_figure(details: dict) -> go.Figure | None:
+    relative = details.get("relative_cost") or {}
+    if not relative:
+        return None
+    fig = go.Figure(go.Bar(x=list(relative), y=list(relative.values())))
+    return _layout(fig, "Cost per step relative to equal weights (this machine)", yaxis_title="× equal weights")
+
+
+FIGURES = {"mmoe_relatedness": relatedness_figure, "sweep_baseline": sweep_figure, "affinity": affinity_figure,
+           "toy": toy_figure}
+
+
+def show_job(name: str) -> None:
+    job = jobs().get(name)
+    if job is None:
+        return
+    elapsed = time.time() - job.started
+    if not job.done:
+        st.info(f"Running ({elapsed:.0f} s so far, {job.seeds} seed(s){', quick' if job.quick else ''})...")
+    elif job.error:
+        st.error(job.error)
+    if job.lines:
+        st.code("\n".join(job.lines[-12:]), language=None)
+
+
+st.title("Findings")
+st.caption("Each reproduction states a paper's claim, runs it here on embedded data over several seeds, and "
+           "puts the paper's number beside ours with a verdict: reproduced, not reproduced or inconclusive. "
+           "A miss is shown as a miss.")
+
+results = stored_results()
+for name in REPRODUCTIONS.names():
+    cls = REPRODUCTIONS.get(name)
+    result = results.get(name)
+    with st.container(border=True):
+        head = f"### {cls.title}"
+        st.markdown(head + (f"  {badge(result.verdict)}" if result else "  :gray-badge[not run yet]"))
+        st.caption(f"{cls.paper}  \nClaim: {cls.claim}  \nPaper: {cls.paper_value}")
+        cols = st.columns([1, 1, 1, 3])
+        seeds = cols[0].number_input("Seeds", 1, 20, int(cls.default_seeds), key=f"{K}{name}_seeds")
+        quick = cols[1].checkbox("Quick (tiny settings)", key=f"{K}{name}_quick",
+                                 help="A smoke test in seconds: tiny data and epochs; its verdict means little.")
+        running = (job := jobs().get(name)) is not None and not job.done
+        cols[2].button("Run", key=f"{K}{name}_run", disabled=running, on_click=start, args=(name,),
+                       help=f"About {cls.expected_minutes:g} min on a 2-core CPU with the defaults; runs in the "
+                            "background, so you can leave this page.")
+        cols[3].code(f"python -m mtlcore reproduce {name} --seeds {int(seeds)}", language="bash")
+
+        @st.fragment(run_every=2 if running else None)
+        def progress(name=name) -> None:
+            show_job(name)
+            job = jobs().get(name)
+            if job is not None and job.done and ss_key(name) not in st.session_state:
+                st.session_state[ss_key(name)] = True
+                st.rerun()  # the whole page: the new result replaces the stored one
+
+        def ss_key(name: str) -> str:
+            job = jobs().get(name)
+            return f"{K}{name}_shown_{job.started if job else 0}"
+
+        progress()
+        if result is None:
+            continue
+        st.caption(f"Stored result: {result.seeds} seed(s), {result.seconds:.0f} s on {result.machine or 'this machine'}, "
+                   f"{datetime.fromtimestamp(result.created_at):%Y-%m-%d %H:%M}"
+                   + (" · quick settings" if result.settings.get("quick") else ""))
+        claims_table(result)
+        figure = FIGURES.get(name, lambda d: None)(result.details)
+        if figure is not None:
+            st.plotly_chart(figure, width="stretch", key=f"{K}{name}_figure")
