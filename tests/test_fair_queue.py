@@ -4,6 +4,7 @@ Claims here are made by the store directly (no worker process), so the order
 is the rule's and nothing depends on timing.
 """
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,42 @@ def test_threads_per_worker_share_the_cores_between_the_workers(monkeypatch):
     assert runner_module.threads_per_worker(workers=2, cores=16) == 7
     monkeypatch.setenv("MTL_WORKER_THREADS", "4")
     assert runner_module.threads_per_worker(workers=2, cores=2) == 4
+
+
+def test_the_runs_command_shows_each_waiting_runs_place(runner, capsys):
+    import json
+
+    from mtlcore.cli import main
+
+    names = queue_three_people(runner)
+    assert main(["runs", "--home", str(runner.store.home), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {names[row["id"]]: row["queue"]["position"] for row in rows} == {
+        "alice 1": 1, "bob 1": 2, "carol 1": 3, "alice 2": 4, "alice 3": 5}
+    assert main(["runs", "--home", str(runner.store.home)]) == 0
+    table = capsys.readouterr().out
+    assert "1st of 5 in the queue" in table and "5th of 5 in the queue" in table
+
+
+def test_the_train_page_shows_a_waiting_runs_place_in_the_fair_queue(tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    home = tmp_path / "app-home"
+    monkeypatch.setenv("MTL_HOME", str(home))
+    monkeypatch.setenv("MTL_WORKERS", "0")  # no worker: the runs stay queued while the page is read
+    st.cache_resource.clear()
+    try:
+        runner = Runner(RunStore(home), max_workers=0, queue_cap_per_owner=100)
+        names = {label: run_id for run_id, label in queue_three_people(runner).items()}
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+        at.session_state["owner"] = "bob"
+        at.query_params["run"] = names["bob 1"]
+        at.run()
+        at.switch_page("views/train.py").run()
+        assert not at.exception, at.exception
+        waiting = [info.value for info in at.info if "Waiting for a worker" in info.value]
+        assert waiting and "2nd of 5 in the queue" in waiting[0], [info.value for info in at.info]
+        assert any("0 workers (MTL_WORKERS)" in caption.value for caption in at.sidebar.caption)
+    finally:
+        st.cache_resource.clear()
