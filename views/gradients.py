@@ -94,7 +94,8 @@ methods = left.multiselect(
     help="Every weighting method of the engine, the very objects that train networks: equal weights (plain "
          "Adam on the sum), loss weighting (uncertainty, DWA, RLW, FAMO, GradNorm) and gradient combination "
          "(MGDA, PCGrad, UPGrad, CAGrad, IMTL-G, Aligned-MTL, GradDrop, Nash-MTL). The 2-D point is the shared "
-         "parameter. MGDA, CAGrad and Nash-MTL solve a problem at every step and are much slower.",
+         "parameter. MGDA, CAGrad and Nash-MTL solve a problem at every step and are much slower. DWA changes "
+         "its weights once per epoch, and the toy has no epochs: here it stays at equal weights.",
 )
 steps = middle.select_slider(
     "Steps", STEP_CHOICES, value=int(steps_wanted) if steps_wanted in map(str, STEP_CHOICES) else STEPS,

@@ -126,7 +126,11 @@ class ToyOptimisation:
 
 @dataclass
 class Trajectories:
-    """One method's paths from every start: points (starts, recorded, 2) and what they cost."""
+    """One method's paths from every start: points (starts, recorded, 2) and what they cost.
+
+    ``seconds``: the time spent on the ``steps`` so far (wall-clock in
+    ``trajectories``; CPU time of the computing thread in ``live.py``).
+    """
 
     method: str
     points: np.ndarray
