@@ -14,7 +14,8 @@ from mtlcore.owners import TEACHER_PASSWORD_VARIABLE, teacher_password_ok, teach
 from mtlcore.runs import StoreError
 from ui.machine_report import store_health_sidebar
 from ui.safe_text import md
-from ui.session import browser_key, get_runner, get_store, home_path, is_teacher, owner_name, remember_key, use_key
+from ui.session import (browser_key, get_runner, get_store, home_path, is_teacher, keep_name, owner_name, remember_key,
+                        remember_name, use_key)
 from ui.texts import HELP
 
 st.set_page_config(page_title="MTL Lab", page_icon="🧪", layout="wide", initial_sidebar_state="expanded")
@@ -33,7 +34,7 @@ PAGES = [
 page = st.navigation(PAGES)
 
 # ----- the shared sidebar ------------------------------------------------------------
-st.session_state.setdefault("owner", "anonymous")
+keep_name()  # before the name box: a preset, a page switch or a reload does not forget it
 
 
 def adopt_typed_key() -> None:
@@ -87,6 +88,7 @@ def teacher_box() -> None:
 
 with st.sidebar:
     st.text_input("Your name", key="owner", max_chars=40, help=HELP["owner"])
+    remember_name()
     if owner_name() != st.session_state["owner"].strip() and st.session_state["owner"].strip():
         st.caption(f"Shown as: {md(owner_name())}")
     key_box()

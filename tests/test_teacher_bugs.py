@@ -193,3 +193,18 @@ def test_a_dataset_without_its_files_is_marked_and_cannot_be_started(home):
     assert at.button(key="train_start").disabled
     shown = [e.value.replace("\\", "") for e in at.error]  # Markdown-escaped on the page
     assert missing[0].unavailable_reason() in shown, shown
+
+
+# ----- the name is forgotten ------------------------------------------------------------------
+
+def test_the_name_survives_a_preset_and_page_switches(home):
+    at = open_app()
+    at.sidebar.text_input(key="owner").input("Ms Rivera").run()
+    at.button(key="home_preset_0").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value.endswith("Train")
+    assert at.sidebar.text_input(key="owner").value == "Ms Rivera"
+    assert at.sidebar.text_input(key="owner").proto.set_value or at.sidebar.text_input(key="owner").proto.default == "Ms Rivera"
+    for page in ("views/compare.py", "views/home.py", "views/train.py"):
+        at.switch_page(page).run()
+        assert at.sidebar.text_input(key="owner").value == "Ms Rivera", page

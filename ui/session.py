@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import streamlit as st
 
@@ -30,6 +31,8 @@ from mtlcore.runs import Runner, RunStore, default_home
 ENSURE_WORKERS_EVERY = 10.0
 ANONYMOUS = "anonymous"
 KEY_COOKIE = "mtl_lab_key"
+NAME_COOKIE = "mtl_lab_name"
+NAME_KEPT = "owner_kept"  # the name under a key no widget owns (Streamlit drops widget state on a page switch)
 KEY_PARAM = "key"
 COOKIE_DAYS = 365
 
@@ -80,6 +83,35 @@ def get_runner() -> Runner:
 def owner_name() -> str:
     """The name typed in the sidebar as it is shown and stored ("anonymous" when blank; see display_name)."""
     return display_name(st.session_state.get("owner", ""))
+
+
+def keep_name() -> None:
+    """Before the sidebar's name box is drawn: the name survives page switches, presets, reloads and links.
+
+    ``st.switch_page`` (a preset on Home) dropped the name box's state, so the
+    name fell back to anonymous and the run counted against the anonymous
+    cap. The name is also kept under a key no widget owns, and in a cookie
+    for a reload or a new tab (the key travels the same way, see browser_key).
+    """
+    ss = st.session_state
+    if "owner" in ss:
+        ss[NAME_KEPT] = ss["owner"]
+    else:
+        if NAME_KEPT not in ss:
+            ss[NAME_KEPT] = unquote(_cookie(NAME_COOKIE) or "")[:40] or ANONYMOUS
+        ss["owner"] = ss[NAME_KEPT]
+
+
+def remember_name() -> None:
+    """Keep the typed name in a cookie, written only when it changed (as remember_key does for the key)."""
+    ss = st.session_state
+    name = str(ss.get("owner", "")).strip()
+    value = quote(name if name != ANONYMOUS else "", safe="")  # percent-encoded: no user text reaches the script
+    if (_cookie(NAME_COOKIE) or "") == value or ss.get("owner_name_written", _cookie(NAME_COOKIE) or "") == value:
+        return
+    ss["owner_name_written"] = value
+    cookie = f"{NAME_COOKIE}={value}; path=/; max-age={COOKIE_DAYS * 86400}; samesite=strict"
+    st.html(f"<script>document.cookie = {json.dumps(cookie)};</script>", unsafe_allow_javascript=True)
 
 
 def browser_key() -> str:
