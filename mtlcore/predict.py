@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .config import ExperimentConfig
@@ -118,6 +119,30 @@ def predict_tensor(loaded: LoadedModel, x: torch.Tensor) -> dict[str, dict[str, 
             if log_var is not None:
                 result[task]["std"] = float(torch.exp(0.5 * log_var)) * std
     return result
+
+
+# Below these a picture carries (almost) no information, whatever the model answers.
+MIN_INPUT_SIDE = 8  # pixels of the picture's shorter side as uploaded
+MIN_CONTRAST = 12  # grey levels (of 255) between the darkest and the brightest pixel, outliers left out
+
+
+def input_warning(image_source: Any) -> str | None:
+    """One sentence when a picture is far from anything a model was trained on (tiny, blank, very low
+    contrast), else None. A softmax still sums to 1 on such an input, so the model may look 100 % sure
+    of a class it has no evidence for: the page says so next to the answer."""
+    image = read_image(image_source, max_side=MAX_SIDE)
+    width, height = image.size
+    guess = "so the predictions below are guesses, however sure they look"
+    if min(width, height) < MIN_INPUT_SIDE:
+        return (f"This picture is only {width} x {height} pixels: it carries almost no information, {guess}; "
+                f"use a picture of at least {MIN_INPUT_SIDE * 4} pixels a side.")
+    grey = np.asarray(image.convert("L"), dtype=np.float32)
+    low, high = np.percentile(grey, [1, 99])
+    if high - low < MIN_CONTRAST:
+        kind = "blank" if high - low < 1 else "of very low contrast"
+        return (f"This picture is {kind} (its brightness varies by {high - low:.0f} of 255 grey levels): there is "
+                f"almost nothing for the model to see, {guess}.")
+    return None
 
 
 def predict_image(loaded: LoadedModel, image_source: Any) -> dict[str, Any]:

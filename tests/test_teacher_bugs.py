@@ -208,3 +208,55 @@ def test_the_name_survives_a_preset_and_page_switches(home):
     for page in ("views/compare.py", "views/home.py", "views/train.py"):
         at.switch_page(page).run()
         assert at.sidebar.text_input(key="owner").value == "Ms Rivera", page
+
+
+# ----- an input that carries no information ---------------------------------------------------
+
+def picture(size=(64, 64), background="white", ink=(220, 30, 30)) -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, background)
+    if ink is not None and min(size) > 4:
+        ImageDraw.Draw(image).ellipse((size[0] // 5, size[1] // 5, size[0] * 4 // 5, size[1] * 4 // 5), fill=ink)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_tiny_blank_or_faint_picture_gets_a_warning_and_a_drawing_does_not():
+    from mtlcore.predict import input_warning
+
+    tiny = input_warning(picture((1, 1), ink=None))
+    assert tiny and "1 x 1 pixels" in tiny and "guesses" in tiny
+    blank = input_warning(picture(ink=None))
+    assert blank and "blank" in blank
+    faint = input_warning(picture(background=(128, 128, 128), ink=(133, 133, 133)))
+    assert faint and "low contrast" in faint
+    assert input_warning(picture()) is None
+
+
+def test_predict_warns_next_to_the_answer_for_a_1x1_picture(tmp_path, monkeypatch):
+    from mtlcore.runs.processes import worker_name
+    from mtlcore.runs.worker import train_one
+
+    store = RunStore(tmp_path / "home")
+    run_id = store.add_run(ExperimentConfig.from_flat({**TINY_RUN, "model.width": 8, "train.max_samples": 40}),
+                           label="tiny", owner="teacher").id
+    assert train_one(store, store.claim_next(worker_name())) == "finished"
+    monkeypatch.setenv("MTL_HOME", str(tmp_path / "home"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = AppTest.from_file(str(Path(APP).parent / "views" / "predict.py"), default_timeout=TIMEOUT)
+        at.query_params["run"] = run_id
+        at.run()
+        at.file_uploader(key="predict_upload").set_value(("dot.png", picture((1, 1), ink=None), "image/png"))
+        at.run()
+        assert not at.exception and not at.error
+        assert any("1 x 1 pixels" in w.value for w in at.warning)
+        assert any("**shape**:" in m.value for m in at.markdown)  # the answer is still shown, with the warning
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()

@@ -23,7 +23,7 @@ from mtlcore.ensemble import combine_predictions, ensemble_runs
 from mtlcore.calibration_charts import temperature_figure
 from mtlcore.export import COVERED, dataset_bytes, export_bytes, model_metadata, render_script, script_problem
 from mtlcore.images import ImageError
-from mtlcore.predict import CheckpointError, LoadedModel, load_model, predict_tensor, preprocess
+from mtlcore.predict import CheckpointError, LoadedModel, input_warning, load_model, predict_tensor, preprocess
 from ui.safe_text import md, plotly_text, say
 from mtlcore.studies import StudyStore
 from ui.session import get_store, state_badge
@@ -411,6 +411,9 @@ def page() -> None:
     except ImageError as error:
         say("error", str(error))
         return
+    warning = input_warning(data)  # a 1x1 or blank picture: the model still answers, sure of itself
+    if warning:
+        st.warning(warning, icon=":material/warning:")
     show_predictions(result, loaded)
 
 
