@@ -42,6 +42,8 @@ __all__ = [
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#999999")
 FONT_SIZE = 16
 MAX_POINTS = 1500  # per line: enough for the eye, little enough for a laptop's browser
+LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.3, "xanchor": "left", "x": 0}
+LOG_SCALE_SPREAD = 1e3  # weights that span more than this factor are drawn on a log axis
 DIVERGING = [[0.0, "#B2182B"], [0.5, "#F7F7F7"], [1.0, "#2166AC"]]  # red = conflict, blue = agreement
 
 
@@ -80,7 +82,9 @@ def _layout(fig: go.Figure, title: str, uirevision: Any, height: int = 340, hove
         title={"text": title, "font": {"size": FONT_SIZE + 2}},
         font={"size": FONT_SIZE},
         height=height,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+        # Below the plot, not beside the title: in a 230 px column (1024 px projector) a legend above the
+        # plot wraps onto the title.
+        legend=LEGEND_BELOW,
         template="plotly_white",
         uirevision=uirevision,  # keeps zoom and hidden traces across live redraws
         hovermode=hovermode,
@@ -168,8 +172,17 @@ def weights_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str], uir
         fig.add_trace(go.Scatter(x=x, y=[(s.get("weight") or {}).get(t) for s in points], mode="lines",
                                  line={"color": colors[t], "width": 3}, name=plotly_text(t)))
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="weight", rangemode="tozero")
-    return _layout(fig, "Task weights over time", uirevision, height=300)
+    title = "Task weights over time"
+    positive = [w for s in points for w in (s.get("weight") or {}).values()
+                if isinstance(w, (int, float)) and math.isfinite(w) and w > 0]
+    if positive and max(positive) / min(positive) > LOG_SCALE_SPREAD:
+        # A vanishing gradient can give one weight 1e10 (PCGrad's effective weights, Yu et al. 2020, per step
+        # against the loss): on a linear axis every other line is flat at 0. Log scale keeps them all readable.
+        fig.update_yaxes(title_text="weight (log scale)", type="log")
+        title += f"<br><sup>log scale: the weights span {min(positive):.2g} to {max(positive):.2g}</sup>"
+    else:
+        fig.update_yaxes(title_text="weight", rangemode="tozero")
+    return _layout(fig, title, uirevision, height=300)
 
 
 # ----- gradient diagnostics --------------------------------------------------------------
@@ -231,7 +244,8 @@ def diverging_heatmap(z: list[list[float | None]] | None, tasks: Sequence[str], 
         text = [[t + e for t, e in zip(tr, er)] for tr, er in zip(text, extra_text)]
     fig = go.Figure(go.Heatmap(
         z=z, x=[plotly_text(t) for t in tasks], y=[plotly_text(t) for t in tasks], zmin=-zmax, zmax=zmax, zmid=0, colorscale=DIVERGING,
-        text=text, texttemplate="%{text}", textfont={"size": FONT_SIZE}, hovertemplate=hover + "<extra></extra>",
+        text=text, texttemplate="%{text}", textfont={"size": FONT_SIZE if len(tasks) <= 3 else FONT_SIZE - 3},
+        hovertemplate=hover + "<extra></extra>",
         colorbar={"thickness": 14},
     ))
     fig.update_xaxes(title_text=x_title, side="bottom")
@@ -252,10 +266,12 @@ def cosine_figure(steps: Sequence[Mapping[str, Any]], epochs: Sequence[Mapping[s
     conflict = latest.get("conflict_fraction") or {}
     z = _matrix(cosines, tasks, "|", symmetric=True, diagonal=1.0)
     frac = _matrix(conflict, tasks, "|", symmetric=True, diagonal=None)
-    extra = [[("" if f is None or a == b else f"<br>{f:.0%} conflict") for f, b in zip(row, tasks)]
-             for row, a in zip(frac, tasks)]
+    # Only the share in the cell, smaller, and the word once in the title: "67 % conflict" overflowed the cells.
+    extra = [[("" if f is None or a == b else f"<br><span style='font-size:{FONT_SIZE - 4}px'>{f:.0%}</span>")
+              for f, b in zip(row, tasks)] for row, a in zip(frac, tasks)]
     where = "last epoch" if latest.get("cosine_mean") else "steps so far"
-    return diverging_heatmap(z, tasks, f"Gradient cosine ({where})", "task", "task", fmt=".2f",
+    title = f"Gradient cosine ({where})" + ("<br><sup>small %: share of steps in conflict</sup>" if conflict else "")
+    return diverging_heatmap(z, tasks, title, "task", "task", fmt=".2f",
                              hover="cos(%{y}, %{x}) = %{z:.2f}", zmax=1.0, uirevision=uirevision, extra_text=extra)
 
 

@@ -260,3 +260,39 @@ def test_predict_warns_next_to_the_answer_for_a_1x1_picture(tmp_path, monkeypatc
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+# ----- charts that stop being readable --------------------------------------------------------
+
+def test_an_extreme_task_weight_is_drawn_on_a_log_axis_and_the_title_says_so():
+    from mtlcore import charts
+
+    steps = [{"step": i, "weight": {"shape": 1.0, "color": 0.8 if i < 5 else 3.7e10}} for i in range(10)]
+    fig = charts.weights_figure(steps, ["shape", "color"])
+    assert fig.layout.yaxis.type == "log"
+    assert "log scale" in fig.layout.title.text and "3.7e+10" in fig.layout.title.text
+    calm = charts.weights_figure([{"step": i, "weight": {"shape": 1.0, "color": 2.0}} for i in range(5)],
+                                 ["shape", "color"])
+    assert calm.layout.yaxis.type != "log" and "log" not in calm.layout.title.text
+
+
+def test_cosine_cells_hold_short_labels_and_legends_stay_clear_of_titles():
+    import re
+
+    from mtlcore import charts
+    from mtlcore.studies.figures import _layout as study_layout
+    import plotly.graph_objects as go
+
+    tasks = ["shape", "color", "size", "background"]
+    pairs = [f"{a}|{b}" for i, a in enumerate(tasks) for b in tasks[i + 1:]]
+    epochs = [{"epoch": 1, "diagnostics": {"cosine_mean": {p: -0.25 for p in pairs},
+                                           "conflict_fraction": {p: 0.67 for p in pairs}}}]
+    fig = charts.cosine_figure([], epochs, tasks)
+    for row in fig.data[0].text:
+        for cell in row:
+            for line in re.sub(r"<[^>]+>", "\n", cell).split("\n"):
+                assert len(line.strip()) <= 5, cell  # "-0.25", "67%": fits a 40 px cell at 1024 px
+    assert "conflict" in fig.layout.title.text
+    for figure in (charts.step_loss_figure([{"step": 1, "loss": {"shape": 1.0}}], ["shape"]), fig,
+                   study_layout(go.Figure(), "a study")):
+        assert figure.layout.legend.y < 0 and figure.layout.legend.yanchor == "top"  # below the plot

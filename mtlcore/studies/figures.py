@@ -32,7 +32,8 @@ def _layout(fig: go.Figure, title: str, height: int = 380, **extra: Any) -> go.F
         font={"size": FONT_SIZE},
         height=height,
         margin={"l": 60, "r": 20, "t": 80, "b": 50},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+        # Below the plot: above it, a legend wraps onto the title in a narrow column (1024 px projector).
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "xanchor": "left", "x": 0},
         template="plotly_white",
         uirevision="study",  # a redraw as runs finish keeps the zoom
         **extra,
