@@ -1,0 +1,87 @@
+"""Bugs a teacher hit in class (issue 16), where they live: in a real browser.
+
+Uses the app fixture of ``test_e2e_browser`` (``streamlit run app.py`` on a
+free port with its own data folder; Debian's headless Chromium through
+Playwright). Skipped, with the reason, where Chromium or Playwright is
+missing. No timing assertions: waits only have generous limits.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from test_e2e_browser import app_url, browser, shot, wait_for_app  # noqa: F401  (fixtures)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+TIMEOUT_MS = 60_000  # a busy machine takes many seconds per rerun
+
+
+def name_box(page):
+    return page.locator("[data-testid=stSidebar]").get_by_role("textbox", name="Your name")
+
+
+def type_name(page, name: str) -> None:
+    box = name_box(page)
+    box.fill(name)
+    box.press("Enter")
+    wait_for_app(page)
+
+
+def choose_dataset(page, name: str) -> None:
+    page.locator("[data-testid=stSelectbox]").filter(has_text="Dataset").first.click()
+    page.get_by_role("option", name=re.compile(rf"^{name}\b")).first.click()
+    wait_for_app(page)
+
+
+def ticked_tasks(page) -> dict[str, bool]:
+    main = page.locator("[data-testid=stMain]")
+    return {task: main.get_by_role("checkbox", name=task, exact=True).is_checked()
+            for task in ("shape", "color", "size")}
+
+
+def weights(page) -> dict[str, float]:
+    """The loss-weight sliders' values as the browser shows them (the number on the thumb)."""
+    sliders = page.locator("[data-testid=stMain] [data-testid=stSlider]")
+    found = {}
+    for task in ("shape", "color", "size"):
+        box = sliders.filter(has=page.get_by_text(task, exact=True)).first
+        found[task] = float(box.get_by_test_id("stSliderThumbValue").first.inner_text())
+    return found
+
+
+def test_controls_show_the_defaults_after_name_digits_shapes(app_url, browser):  # noqa: F811
+    base, _home = app_url
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{base}/train")
+    wait_for_app(page)
+    for attempt in range(3):
+        type_name(page, f"teacher {attempt}")
+        choose_dataset(page, "digits")
+        choose_dataset(page, "shapes")
+        page.get_by_role("checkbox", name="shape", exact=True).wait_for()
+        assert ticked_tasks(page) == {"shape": True, "color": True, "size": True}, attempt
+        assert weights(page) == {"shape": 1.0, "color": 1.0, "size": 1.0}, attempt
+        assert not page.get_by_role("button", name=re.compile(r"Start")).first.is_disabled()
+    shot(page, "teacher-train-controls.png")
+
+
+def test_the_name_survives_a_preset_and_a_reload(app_url, browser):  # noqa: F811
+    base, _home = app_url
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(base)
+    wait_for_app(page)
+    type_name(page, "Ms Rivera")
+    page.get_by_role("button", name=re.compile("Open in Train")).first.click()
+    page.get_by_role("heading", name=re.compile("Train")).first.wait_for()
+    wait_for_app(page)
+    assert name_box(page).input_value() == "Ms Rivera"
+    page.reload()
+    wait_for_app(page)
+    name_box(page).wait_for()
+    assert name_box(page).input_value() == "Ms Rivera"
+    context.close()
