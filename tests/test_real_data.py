@@ -155,7 +155,7 @@ def test_cifar10_has_the_class_and_its_coarser_tasks(home, monkeypatch):
     monkeypatch.setattr(cifar10, "tv_class", lambda: matching_checksums(torchvision.datasets.CIFAR10, folder))
     data = load_dataset("cifar10", n_samples=20)
     assert data.input_shape == (3, 32, 32)
-    assert set(data.tasks) == {"class", "animal", "cat", "dog"}
+    assert set(data.tasks) == {"class", "animal", "cat", "dog", "reconstruction"}  # every image dataset offers it
     for split in data.splits().values():
         label = (unpixel(split.x[:, 0, 0, 0]) - 5) // 10
         assert torch.equal(label, split.y["class"])
@@ -214,7 +214,7 @@ def test_celeba_attributes_chosen_as_tasks_train_on_small_faces(home, monkeypatc
     assert info.default_tasks == ("Smiling", "Male", "Eyeglasses", "Young")
     data = load_dataset("celeba", max_images=20, image_size=16)
     assert data.input_shape == (3, 16, 16)
-    assert len(data.tasks) == 40 and data.tasks["Smiling"].classes == ("no", "yes")
+    assert len(data.tasks) == 41 and data.tasks["Smiling"].classes == ("no", "yes")  # 40 attributes + reconstruction
     assert [len(s) for s in data.splits().values()] == [16, 2, 2]
     for split in data.splits().values():
         red = split.x[:, 0].mean((1, 2)) > split.x[:, 2].mean((1, 2))
