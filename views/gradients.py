@@ -11,6 +11,7 @@ live in ``mtlcore.toy``; the claims and their check in ``mtlcore.reproduce``.
 from __future__ import annotations
 
 import numpy as np
+import pandas  # noqa: F401  before any figure: plotly imports pandas lazily, and a half-imported pandas was seen
 import streamlit as st
 
 from mtlcore.reproduce import REPRODUCTIONS, stored_results
