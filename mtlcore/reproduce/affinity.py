@@ -116,7 +116,7 @@ class AffinityReproduction(Reproduction):
     claim = "The affinity measured in one multi-task run ranks the pairs of tasks like their measured transfer."
     paper_value = "affinity and pairwise transfer correlate; TAG's groupings close to the best, at a fraction of the cost"
     default_seeds = 3
-    expected_minutes = 4.0
+    expected_minutes = 5.0
 
     def run(self, seeds: int, progress: Callable[[str], None] = lambda line: None, quick: bool = False,
             **overrides: Any) -> ReproductionResult:

@@ -82,7 +82,7 @@ class MMoERelatedness(Reproduction):
     claim = "With the same number of parameters, MMoE's loss grows less than a shared bottom's as correlation falls."
     paper_value = "all models worse at lower correlation; MMoE's gap between p=1 and p=0.5 much smaller"
     default_seeds = 5
-    expected_minutes = 4.0
+    expected_minutes = 5.0
 
     def run(self, seeds: int, progress: Callable[[str], None] = lambda line: None, quick: bool = False,
             correlations: Sequence[float] | None = None, **overrides: Any) -> ReproductionResult:

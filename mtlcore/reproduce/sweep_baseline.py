@@ -64,7 +64,7 @@ class SweepBaseline(Reproduction):
     claim = "No adaptive method clearly beats the best static weights (chosen on validation), once seeds are counted."
     paper_value = "adaptive methods within noise of (or worse than) a tuned weighted sum"
     default_seeds = 3
-    expected_minutes = 4.0
+    expected_minutes = 5.0
 
     def run(self, seeds: int, progress: Callable[[str], None] = lambda line: None, quick: bool = False,
             methods: Sequence[str] = (), steps: int | None = None, **overrides: Any) -> ReproductionResult:
