@@ -85,3 +85,47 @@ def test_the_name_survives_a_preset_and_a_reload(app_url, browser):  # noqa: F81
     name_box(page).wait_for()
     assert name_box(page).input_value() == "Ms Rivera"
     context.close()
+
+
+@pytest.fixture
+def no_workers(monkeypatch):
+    """The app starts no background worker: the test itself ends the runs, when it chooses."""
+    monkeypatch.setenv("MTL_WORKERS", "0")
+
+
+PICKER_TEXT = """() => {
+    const box = Array.from(document.querySelectorAll('[data-testid=stSelectbox]'))
+        .find(el => el.innerText.trim().startsWith('Study'));
+    if (!box) return '';
+    return box.innerText + ' ' + Array.from(box.querySelectorAll('input')).map(i => i.value).join(' ');
+}"""
+
+
+def test_the_studies_picker_follows_its_study_to_the_end_without_a_reload(no_workers, app_url, browser):  # noqa: F811
+    from mtlcore import ExperimentConfig
+    from mtlcore.runs import RunStore
+    from mtlcore.studies import StudySpec, StudyStore
+
+    base, home = app_url
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(base)  # the app creates its store in the data folder
+    wait_for_app(page)
+    store = RunStore(home)
+    config = ExperimentConfig.from_flat({"tasks": "shape,color", "train.epochs": "1", "device": "cpu"})
+    study = StudyStore(store).create(StudySpec("stl-vs-mtl", config, seeds=1), owner="teacher", label="tiny study")
+    page.goto(f"{base}/studies")
+    wait_for_app(page)
+    page.wait_for_function(f"() => ({PICKER_TEXT})().includes('tiny study')")
+    text = page.evaluate(PICKER_TEXT)
+    assert "running" in text and f"0 of {study.total} runs done" in text, text
+    # No reload from here on: the runs end, and the page (polling while a study runs) must say so.
+    for _ in range(120):  # the page submits the study's runs as it looks at it; the test ends each one
+        for run in store.list_runs(states=("queued",)):
+            store.claim_runs("the test, not a worker", [run.id])
+            store.finish_run(run.id, "finished", summary={"test": {t: {"accuracy": 0.5} for t in run.config.tasks}})
+        if len(store.list_runs(states=("finished",))) >= study.total:
+            break
+        page.wait_for_timeout(500)
+    page.wait_for_function(f"() => ({PICKER_TEXT})().includes('finished')", timeout=120_000)
+    assert f"{study.total} of {study.total} runs done" in page.evaluate(PICKER_TEXT)
