@@ -24,7 +24,7 @@ import time
 from statistics import fmean
 from typing import Any, Callable, Sequence
 
-from ..verdicts import HELPS, spread, verdict_of_values
+from ..verdicts import HELPS, HURTS, WITHIN_NOISE, spread, verdict_of_values
 from .base import INCONCLUSIVE, REPRODUCED, REPRODUCTIONS, ClaimRow, Reproduction, ReproductionResult, claim_verdict
 
 #: The paper's matched budget (section 4.3), as model settings.
@@ -33,6 +33,9 @@ MATCHED_BUDGET = {
     "model.head_hidden": 8, "reg.batchnorm": False,
 }
 CORRELATIONS = (1.0, 0.9, 0.5)  # the paper's figure
+#: The verdict on "the loss is lower at the higher correlation", in words.
+LOWER_AT_HIGH = {HELPS: "higher at the lower correlation, beyond noise", WITHIN_NOISE: "within noise",
+                 HURTS: "lower at the lower correlation, beyond noise"}
 ARCHS = ("hard", "mmoe")
 #: Data and training: 10,000 examples (7,000 to train), 10 epochs of batches of 256, Adam at the lab's 3e-3
 #: (the paper tunes Adam's rate among 1e-4, 1e-3, 1e-2 and trains far longer; this fits a laptop's minutes).
@@ -144,7 +147,8 @@ class MMoERelatedness(Reproduction):
             rows.append(ClaimRow(
                 claim=f"The {name}'s test loss is higher at correlation {low:g} than at {high:g}",
                 paper="yes, for every model (figure 4)",
-                ours=f"p={high:g}: {said(arch, high)}; p={low:g}: {said(arch, low)} ({verdict.label})",
+                ours=f"p={high:g}: {said(arch, high)}; p={low:g}: {said(arch, low)} "
+                     f"({LOWER_AT_HIGH.get(verdict.label, verdict.label)})",
                 verdict=claim_verdict(verdict.label, HELPS),
             ))
         difference = {s: growth["mmoe"][s] - growth["hard"][s] for s in seeds}
@@ -164,8 +168,8 @@ class MMoERelatedness(Reproduction):
             note += (f". A likely reason: the losses are small (shared bottom {base_loss:.3f} of the targets' "
                      f"variance at p={high:g}) and move little with p; the generator's tasks are nearly linear "
                      "(the sines' alpha ~ N(0, 0.01) barely bend them), so both models fit either task well "
-                     "whatever the correlation. The paper's figure shows the loss during training, where the "
-                     "gap is widest; we score the final test loss")
+                     "whatever the correlation (here both lose about the same few per cent from p=1 to the "
+                     "lowest p). The paper's figure plots the loss over training; we score the final test loss")
         rows.append(ClaimRow(
             claim=f"MMoE's loss grows less than the shared bottom's from correlation {high:g} to {low:g}",
             paper="MMoE's gap between correlations much smaller (figure 4)",
