@@ -98,9 +98,11 @@ def class_of(students: int, window: float, runner: Runner, config: ExperimentCon
         if not pending and len(ended) == len(started):
             break
         time.sleep(0.2)
+    trained = [r.finished_at - r.started_at for r in runner.store.list_runs(label="lesson")
+               if r.finished_at and r.started_at]
     return {"first": [first[i] - started[i] for i in started if i in first],
             "finished": [ended[i] - started[i] for i in started if i in ended],
-            "students": students, "states": states, "total": time.monotonic() - t0}
+            "students": students, "states": states, "total": time.monotonic() - t0, "trained": trained}
 
 
 def _look(store: RunStore, started: dict, first: dict, ended: dict, states: dict) -> None:
@@ -133,6 +135,7 @@ def report(name: str, result: dict) -> str:
         + (f" (some ended {', '.join(failed)})" if failed else ""),
         line("first point", result["first"], f"{within}/{result['students']} within {GOAL_FIRST_POINT:.0f} s"),
         line("finished", result["finished"], f"goal: median under {GOAL_MEDIAN_FINISH:.0f} s"),
+        line("training", result["trained"], "a run's own time, claim to end (a packed group's members share it)"),
     ])
 
 
