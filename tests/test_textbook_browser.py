@@ -204,7 +204,8 @@ def test_in_a_browser_the_ensemble_study_votes_and_the_reconstruction_show(serve
             page.wait_for_selector("input[type=file]", state="attached", timeout=60_000)
             page.locator("input[type=file]").first.set_input_files(str(picture))
             page.get_by_text("rebuilt from the shared features").wait_for(timeout=90_000)
-            text = page.locator("[data-testid=stMain]").inner_text()
-            assert "Reconstruction" in text and "Input" in text
+            # The pictures' captions arrive with the pictures, a moment after the text.
+            page.get_by_text("Reconstruction", exact=True).wait_for(timeout=90_000)
+            page.get_by_text("Input", exact=True).wait_for(timeout=90_000)
         finally:
             browser.close()
