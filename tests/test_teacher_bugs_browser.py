@@ -129,3 +129,34 @@ def test_the_studies_picker_follows_its_study_to_the_end_without_a_reload(no_wor
         page.wait_for_timeout(500)
     page.wait_for_function(f"() => ({PICKER_TEXT})().includes('finished')", timeout=120_000)
     assert f"{study.total} of {study.total} runs done" in page.evaluate(PICKER_TEXT)
+
+
+def test_compare_shows_the_baselines_it_queued_as_they_finish_without_a_reload(no_workers, app_url, browser):  # noqa: F811
+    from mtlcore import ExperimentConfig
+    from mtlcore.runs import RunStore
+
+    base, home = app_url
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(base)
+    wait_for_app(page)
+    store = RunStore(home)
+    config = ExperimentConfig.from_flat({"tasks": "shape,color", "train.epochs": "1", "device": "cpu"})
+    run = store.add_run(config, label="lesson 3", owner="teacher")
+    store.claim_runs("the test, not a worker", [run.id])
+    store.finish_run(run.id, "finished", summary={"test": {t: {"accuracy": 0.5} for t in config.tasks}})
+    page.goto(f"{base}/compare?run={run.id}")
+    wait_for_app(page)
+    page.get_by_role("button", name=re.compile("Train missing single-task baselines")).click()
+    page.get_by_text("They appear above as they train").wait_for()
+    main = page.locator("[data-testid=stMain]")
+    for _ in range(120):  # no reload: the test ends the baselines, the page must show them
+        for queued in store.list_runs(states=("queued",)):
+            store.claim_runs("the test, not a worker", [queued.id])
+            store.finish_run(queued.id, "finished", summary={"test": {t: {"accuracy": 0.6} for t in queued.config.tasks}})
+        if len(store.list_runs(states=("finished",))) >= 3:
+            break
+        page.wait_for_timeout(500)
+    page.wait_for_function("() => (document.querySelector('[data-testid=stMain]').innerText.match("
+                           "/vs single-task/g) || []).length >= 2", timeout=120_000)
+    assert "no single-task baseline yet" not in main.inner_text()
