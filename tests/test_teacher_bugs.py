@@ -296,3 +296,15 @@ def test_cosine_cells_hold_short_labels_and_legends_stay_clear_of_titles():
     for figure in (charts.step_loss_figure([{"step": 1, "loss": {"shape": 1.0}}], ["shape"]), fig,
                    study_layout(go.Figure(), "a study")):
         assert figure.layout.legend.y < 0 and figure.layout.legend.yanchor == "top"  # below the plot
+
+
+# ----- teaching truth of the presets ------------------------------------------------------------
+
+def test_the_first_preset_does_not_promise_what_its_runs_do_not_show():
+    from ui.presets import PRESETS
+
+    first = PRESETS[0]
+    # A 3-seed stl-vs-mtl study of these settings: shape -10 points, size +12 % error (negative transfer).
+    assert first.settings["tasks"] == "shape,color,size"
+    assert "sharing helps" not in first.title.lower()
+    assert "hurt" in first.title.lower() and "shape" in first.blurb

@@ -18,9 +18,14 @@ class Preset:
 
 PRESETS: tuple[Preset, ...] = (
     Preset(
-        "Shape + colour + size: sharing helps",
-        "Three related tasks on one shared trunk. Press Start and watch all three learn together; "
-        "then raise the weight of *size* and see the others give a little.",
+        # Measured (python -m mtlcore study stl-vs-mtl with these settings, 3 seeds, laptop CPU): together,
+        # shape 80.1 % ± 10.3 vs 90.2 % ± 4.7 alone, size MAE 0.54 ± 0.06 vs 0.49 ± 0.03, colour 100 % both;
+        # Δm = +7.6 % (negative transfer). The title once said "sharing helps".
+        "Shape + colour + size: does sharing help? Here it hurts",
+        "Three tasks on one shared trunk. Over 3 seeds on a laptop CPU, training them together cost *shape* "
+        "about 10 points of accuracy and *size* about 12 % more error than training each alone (colour is "
+        "perfect either way). Press Start, then train the single-task baselines on Compare and check; "
+        "raise the weight of *shape* and see whether it wins its points back.",
         {"dataset.name": "shapes", "tasks": "shape,color,size", "model.arch": "hard", "train.epochs": "8"},
         "shapes: shape+color+size",
     ),
