@@ -308,3 +308,11 @@ def test_the_first_preset_does_not_promise_what_its_runs_do_not_show():
     assert first.settings["tasks"] == "shape,color,size"
     assert "sharing helps" not in first.title.lower()
     assert "hurt" in first.title.lower() and "shape" in first.blurb
+
+
+def test_the_digits_preset_does_not_promise_a_gain_its_seeds_do_not_show():
+    from ui.presets import PRESETS
+
+    digits = next(p for p in PRESETS if p.settings.get("dataset.name") == "digits")
+    # A 3-seed study: Δm = -0.0 % ± 1.2 (within noise).
+    assert "should help" not in digits.blurb and "noise" in digits.blurb

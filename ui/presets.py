@@ -30,6 +30,8 @@ PRESETS: tuple[Preset, ...] = (
         "shapes: shape+color+size",
     ),
     Preset(
+        # Measured (3 seeds, laptop CPU): shape 70.7 % ± 4.1 together vs 90.2 % ± 4.7 alone, beyond the
+        # seed-to-seed spread; Δm = +6.4 %. Shape also loses more here than with size (80.1 %).
         "Add the background task: negative transfer",
         "The background pattern has nothing to do with the object. Train it together with shape and "
         "colour and compare shape's accuracy with the first preset — or with a single-task baseline on Compare.",
@@ -47,9 +49,12 @@ PRESETS: tuple[Preset, ...] = (
         "synthetic: corr 0.5, hard",
     ),
     Preset(
-        "Digits: digit + parity",
+        # Measured (3 seeds, laptop CPU): digit 98.4 % ± 0.9 together vs 98.6 % ± 0.2 alone, parity 98.6 %
+        # vs 98.4 %; Δm = -0.0 % ± 1.2, within noise. The blurb once promised that they "should help".
+        "Digits: digit + parity, related but no gain",
         "Handwritten digits: recognise the digit and whether it is even. Parity is a function of the digit, "
-        "so the two tasks should help each other.",
+        "so you might expect the tasks to help each other; over 3 seeds they do not: both reach about 98.5 % "
+        "alone and together, within the seed-to-seed noise. When each task is easy, sharing has little to give.",
         {"dataset.name": "digits", "tasks": "digit,parity", "model.arch": "hard", "train.epochs": "10"},
         "digits: digit+parity",
     ),
