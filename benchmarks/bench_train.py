@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -46,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mtlcore import WEIGHTINGS, ExperimentConfig, fit, load_dataset  # noqa: E402
+from mtlcore.doctor import cpu_name  # noqa: E402  (the same name the doctor report prints)
 from mtlcore.engine import TrainingRun  # noqa: E402
 from mtlcore.models import build_model  # noqa: E402
 
@@ -58,16 +58,6 @@ WORKLOADS = {
 
 
 # ----- the machine -----------------------------------------------------------------
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def machine(device: torch.device) -> str:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none used"
