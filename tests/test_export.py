@@ -27,8 +27,10 @@ def train(out, *settings):
 
 def plain_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``code`` in a Python that cannot import mtlcore: isolated mode, repo off sys.path, another folder."""
-    guard = ("import sys\n"
-             f"sys.path = [p for p in sys.path if p and not p.startswith({str(REPO)!r})]\n")
+    # Only the repository itself is taken off the path: a virtual environment may live inside it
+    # (CI's .ci-venv), and its site-packages must stay, or torch itself goes missing.
+    guard = ("import os, sys\n"
+             f"sys.path = [p for p in sys.path if p and os.path.realpath(p) != {str(REPO.resolve())!r}]\n")
     return subprocess.run([sys.executable, "-I", "-c", guard + code], capture_output=True, text=True, cwd=cwd,
                           timeout=300)
 
