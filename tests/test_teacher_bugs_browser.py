@@ -80,6 +80,7 @@ def test_the_name_survives_a_preset_and_a_reload(app_url, browser):  # noqa: F81
     page.get_by_role("heading", name=re.compile("Train")).first.wait_for()
     wait_for_app(page)
     assert name_box(page).input_value() == "Ms Rivera"
+    page.wait_for_function("() => document.cookie.includes('mtl_lab_name=Ms%20Rivera')")
     page.reload()
     wait_for_app(page)
     name_box(page).wait_for()

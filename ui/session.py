@@ -103,13 +103,17 @@ def keep_name() -> None:
 
 
 def remember_name() -> None:
-    """Keep the typed name in a cookie, written only when it changed (as remember_key does for the key)."""
+    """Keep the typed name in a cookie, written on every run until the browser sends it back.
+
+    Not only once: a run that switches page (a preset) can replace the page
+    before the browser has run the little script, and the name was then lost
+    on the next reload.
+    """
     ss = st.session_state
     name = str(ss.get("owner", "")).strip()
     value = quote(name if name != ANONYMOUS else "", safe="")  # percent-encoded: no user text reaches the script
-    if (_cookie(NAME_COOKIE) or "") == value or ss.get("owner_name_written", _cookie(NAME_COOKIE) or "") == value:
+    if (_cookie(NAME_COOKIE) or "") == value:
         return
-    ss["owner_name_written"] = value
     cookie = f"{NAME_COOKIE}={value}; path=/; max-age={COOKIE_DAYS * 86400}; samesite=strict"
     st.html(f"<script>document.cookie = {json.dumps(cookie)};</script>", unsafe_allow_javascript=True)
 
