@@ -26,11 +26,13 @@ from mtlcore.images import ImageError
 from mtlcore.predict import CheckpointError, LoadedModel, input_warning, load_model, predict_tensor, preprocess
 from ui.safe_text import md, plotly_text, say
 from mtlcore.studies import StudyStore
+from ui.live_camera import LiveResult, live_camera
 from ui.session import get_store, state_badge
 
 DISPLAY_SIZE = 256  # pixels of the "as the model sees it" picture: an 8x8 digit becomes 32x larger
 CANVAS_SIZE = 280
-SOURCES = ("Upload a file", "Take a photo", "Draw")
+SOURCES = ("Upload a file", "Take a photo", "Draw", "Live camera")
+LIVE = SOURCES[3]  # streams frames (ui.live_camera) instead of giving one picture
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the model...")
@@ -124,8 +126,11 @@ def image_from_source(dataset: str) -> bytes | None:
     """The bytes of the picture from the chosen source, or None while there is none."""
     source = st.radio(
         "Picture from", SOURCES, horizontal=True, key="predict_source",
-        help="Upload a PNG or JPEG file, take a photo with this device's camera, or draw on the canvas.",
+        help="Upload a PNG or JPEG file, take a photo with this device's camera, draw on the canvas, or "
+             "let the predictions follow the live camera.",
     )
+    if source == LIVE:
+        return None  # the page streams the camera itself
     if source == SOURCES[0]:
         # No ``type=`` filter: Streamlit would refuse a wrong extension with an exception that also
         # hides the uploader; read_image checks the content instead and says what is wrong in a sentence.
@@ -266,6 +271,14 @@ def show_predictions(result: Prediction, loaded: LoadedModel) -> None:
     st.caption(f"Prediction took {result.milliseconds:.1f} ms (preprocessing and model, on the CPU).")
 
 
+def show_live(live: LiveResult, loaded: LoadedModel) -> None:
+    """The latest camera frame's predictions, drawn like a picture's."""
+    if live.warning:
+        st.warning(live.warning, icon=":material/warning:")
+    size = (live.x.shape[-1], live.x.shape[-2])
+    show_predictions(Prediction(as_seen(live.x), live.predictions, live.milliseconds, size), loaded)
+
+
 # ----- taking the model away ---------------------------------------------------------------
 
 def export_section(run, loaded: LoadedModel) -> None:
@@ -332,6 +345,9 @@ def ensemble_page(store) -> None:
         st.info(f"This ensemble learned from the {info.name} dataset, whose inputs are not pictures.")
         return
     data = image_from_source(info.name)
+    if st.session_state.get("predict_source") == LIVE:
+        st.info("The live camera predicts with one run's model: choose **A run** above, or take a photo.")
+        return
     if data is None:
         return
     try:
@@ -404,6 +420,9 @@ def page() -> None:
     export_section(run, loaded)
 
     data = image_from_source(info.name)
+    if st.session_state.get("predict_source") == LIVE:
+        live_camera(loaded, run.id, lambda live: show_live(live, loaded))
+        return
     if data is None:
         return
     try:
