@@ -1,4 +1,4 @@
-"""The SQLite file behind the run store: where it lives, its tables, its connections.
+"""The SQLite file behind the run store: where it lives, its connections, its errors in one sentence.
 
 Why SQLite: it needs no server, several processes (the web app, its
 workers, a terminal) can read and write one file safely, and in WAL mode
@@ -6,7 +6,8 @@ readers never wait for the writer, so a page can poll while a worker writes.
 
 SQLite connections must not cross processes or be shared carelessly between
 threads, so every call opens its own short-lived connection (cheap: well
-under a millisecond) and closes it when done.
+under a millisecond) and closes it when done. The tables themselves are
+schema.py's.
 """
 from __future__ import annotations
 
@@ -17,81 +18,11 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import StoreDamaged, StoreError, StoreUnwritable
+# The tables live in schema.py (one owner for the file's shape); re-exported for older imports.
+from .schema import ADDED_COLUMNS, INDEXES, TABLES, add_missing_columns, create_tables  # noqa: F401
 
 DB_NAME = "mtl.sqlite"
 BUSY_TIMEOUT_MS = 15_000  # how long a writer waits for another writer before giving up
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    label TEXT NOT NULL DEFAULT '',
-    owner TEXT NOT NULL DEFAULT 'anonymous',
-    state TEXT NOT NULL,
-    message TEXT NOT NULL DEFAULT '',
-    config TEXT NOT NULL,            -- ExperimentConfig as JSON
-    device TEXT,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    progress REAL NOT NULL DEFAULT 0,
-    summary TEXT,                    -- JSON, once the run has ended
-    worker TEXT,                     -- "host:pid" of the worker training it
-    study_id TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    heartbeat REAL,                  -- last sign of life of its worker
-    owner_key TEXT                   -- SHA-256 of the owner's browser key (mtlcore.owners); NULL: none
-);
-CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state, created_at);
-CREATE INDEX IF NOT EXISTS runs_by_owner ON runs(owner, state);
-CREATE INDEX IF NOT EXISTS runs_by_study ON runs(study_id);
-
-CREATE TABLE IF NOT EXISTS step_metrics (
-    run_id TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    data TEXT NOT NULL,              -- the step's logs as JSON, with "t"
-    PRIMARY KEY (run_id, step)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS epoch_metrics (
-    run_id TEXT NOT NULL,
-    epoch INTEGER NOT NULL,
-    data TEXT NOT NULL,              -- the epoch's logs as JSON, with "t"
-    PRIMARY KEY (run_id, epoch)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS workers (
-    id TEXT PRIMARY KEY,             -- "host:pid"
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    device TEXT,                     -- the device it trains on, or NULL for "what the config says"
-    started_at REAL NOT NULL,
-    heartbeat REAL NOT NULL,
-    run_id TEXT                      -- the run it is training now
-);
-"""
-
-# Columns added after a store was first created: (table, column, declaration).
-# ``create_database`` adds any that an older store lacks, so a data folder made
-# by an earlier version keeps working. A new column is one row here (and, for a
-# fresh store, one line in SCHEMA above).
-ADDED_COLUMNS: list[tuple[str, str, str]] = [
-    # SHA-256 of the private key of the browser that queued the run (mtlcore.owners); NULL: no key.
-    ("runs", "owner_key", "TEXT"),
-    # The same for a study: the runs it queues on its owner's behalf carry this key.
-    ("studies", "owner_key", "TEXT"),
-    # The token of the claim a worker holds on a running run (fencing: see errors.ClaimLost); NULL: none.
-    ("runs", "claim", "TEXT"),
-]
-
-
-def add_missing_columns(conn: sqlite3.Connection) -> None:
-    """``ALTER TABLE ... ADD COLUMN`` for every row of ADDED_COLUMNS the file lacks."""
-    for table, column, declaration in ADDED_COLUMNS:
-        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        # A table not made yet (studies, made by StudyStore) gets the column when it is made.
-        if present and column not in present:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-
 
 def unwritable(home: Path) -> StoreUnwritable:
     return StoreUnwritable(f"The data folder {home} is not writable; set MTL_HOME to a folder you can write to.")
@@ -163,8 +94,7 @@ def create_database(home: Path) -> Path:
         try:
             # WAL is a property of the file: set once, every later connection uses it.
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-            add_missing_columns(conn)
+            create_tables(conn)
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
