@@ -7,20 +7,11 @@ after every epoch and at the end, and ``summary.json``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from .checkpoint import save_checkpoint  # atomic: a reader never sees a half-written checkpoint
 from .engine import Callback, FitResult, TrainingRun
-
-
-def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
-    """Write atomically: a reader never sees a half-written checkpoint."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
 
 
 class RunFiles(Callback):
@@ -44,12 +35,12 @@ class RunFiles(Callback):
     def on_epoch_end(self, run: TrainingRun, logs: dict[str, Any]) -> None:
         self._write("epoch", logs)
         self._metrics.flush()
-        save_checkpoint(run.checkpoint(), self.out / "checkpoint.pt")
+        save_checkpoint(self.out / "checkpoint.pt", run)
 
     def on_fit_end(self, run: TrainingRun, result: FitResult) -> None:
         self._metrics.close()
         if result.status != "diverged":
-            save_checkpoint(run.checkpoint(), self.out / "checkpoint.pt")
+            save_checkpoint(self.out / "checkpoint.pt", run)
         (self.out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
 
 

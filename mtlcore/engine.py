@@ -27,6 +27,7 @@ import torch
 from torch.func import functional_call
 
 from .calibration import calibrate_run
+from .checkpoint import checkpoint_payload
 from .config import ExperimentConfig, divergence_causes, validate
 from .data import MTLData, Split, TaskSpec, load_dataset
 from .devices import resolve_device
@@ -297,21 +298,8 @@ class TrainingRun:
         return meter.results()
 
     def checkpoint(self) -> dict[str, Any]:
-        """Everything needed to rebuild the model for prediction (plain types + tensors)."""
-        return {
-            "format": 1,
-            "config": self.config.to_dict(),
-            # contiguous: a plain (N, C, H, W) copy whatever the training layout
-            "model": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
-            "weighting": self.weighting.state_dict(),
-            "tasks": {t: spec.as_dict() for t, spec in self.specs.items()},
-            "target_stats": {t: list(v) for t, v in self.target_stats.items()},
-            "input_kind": self.input_kind,
-            "input_shape": list(self.input_shape),
-            "epoch": self.kept_epoch or self.epoch,
-            "step": self.step,
-            "temperatures": dict(self.temperatures),
-        }
+        """Everything needed to rebuild the model for prediction (plain types + tensors; see mtlcore.checkpoint)."""
+        return checkpoint_payload(self)
 
 
 def labelled_mask(n: int, fraction: float, seed: int) -> torch.Tensor | None:

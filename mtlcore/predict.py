@@ -20,7 +20,7 @@ from .data import TaskSpec, dataset_info, resolve_options
 from .images import MAX_SIDE, read_image
 from .losses import make_loss
 from .models import MultiTaskModel, build_model
-from .runs.checkpoints import load_checkpoint
+from .runs.checkpoints import load_checkpoint  # mtlcore.checkpoint's reader, speaking the store's StoreError
 from .runs.errors import StoreError
 
 
@@ -56,8 +56,8 @@ def load_model(path: Path | str, device: str = "cpu") -> LoadedModel:
     model.load_state_dict(payload["model"])
     model.to(device).eval()
     stats = {t: (float(v[0]), float(v[1])) for t, v in payload["target_stats"].items()}
-    temperatures = {t: float(v) for t, v in (payload.get("temperatures") or {}).items()}
-    return LoadedModel(model, config, tasks, stats, int(payload.get("epoch", 0)), temperatures,
+    temperatures = {t: float(v) for t, v in payload["temperatures"].items()}  # {} in files older than calibration
+    return LoadedModel(model, config, tasks, stats, int(payload["epoch"]), temperatures,
                        tuple(payload["input_shape"]))
 
 

@@ -1,38 +1,44 @@
-"""Loading a run's checkpoint safely, and writing a background run's only while its worker holds it.
+"""The run store's side of checkpoints: the format's errors as the store's, and fenced writes.
 
-A checkpoint is a dict of plain types and tensors (``TrainingRun.checkpoint``),
-so it loads with ``weights_only=True``: unpickling arbitrary objects from a
-file could run arbitrary code, and these files may come from anyone's run.
+The format itself (what a checkpoint holds, atomic writes, ``weights_only=True``
+reads) is owned by ``mtlcore.checkpoint``; this module only speaks the
+store's language: a missing or damaged file is a ``StoreError``, a folder
+that cannot be written a ``StoreUnwritable``, and a background run's
+checkpoint replaces the last one only while its worker still holds the run.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from ..checkpoint import CheckpointError, save_checkpoint, write_checkpoint_bytes
+from ..checkpoint import load_checkpoint as read_checkpoint  # this module's load_checkpoint speaks StoreError
 from .errors import StoreError, StoreUnwritable
 
 
 def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> dict[str, Any]:
     """The checkpoint dict at ``path``, its tensors on ``device``; a missing or damaged file raises StoreError."""
-    path = Path(path)
-    run = path.parent.name
-    if not path.is_file():
-        raise StoreError(f"No checkpoint yet for run {run}: it is written at the end of each epoch.")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception:  # torch raises many kinds for a damaged or foreign file
-        raise StoreError(f"The checkpoint of run {run} ({path}) cannot be read: it is damaged, incomplete "
-                         "or not an MTL Lab checkpoint.") from None
-    if not isinstance(payload, dict) or "model" not in payload:
-        raise StoreError(f"The file {path} is not an MTL Lab checkpoint (it has no model weights).")
-    return payload
+        return read_checkpoint(path, device)
+    except CheckpointError as error:
+        raise StoreError(str(error)) from None
 
 
-def save_checkpoint_while_held(payload: dict[str, Any], path: Path, still_held: Callable[[], None]) -> None:
-    """Write a run's checkpoint atomically, replacing the last one only if ``still_held()`` does not raise.
+def _fenced_write(write: Callable[[], None], path: Path) -> None:
+    try:
+        write()
+    except OSError as error:
+        raise StoreUnwritable(
+            f"Could not write the checkpoint {path} ({error.strerror or error}): the data folder may have "
+            "turned read-only or full, so the run stopped."
+        ) from None
+
+
+def save_checkpoint_while_held(payload: Any, path: Path, still_held: Callable[[], None]) -> None:
+    """Write a run's checkpoint (a TrainingRun or its payload) atomically, replacing the last one only if
+    ``still_held()`` does not raise.
 
     A worker that woke up after its run was taken away (see errors.ClaimLost)
     must not overwrite the checkpoint of a run that the store says ended
@@ -40,18 +46,9 @@ def save_checkpoint_while_held(payload: dict[str, Any], path: Path, still_held: 
     and only then moved over it. A folder that cannot be written (read-only,
     full) raises StoreUnwritable, as one sentence.
     """
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(payload, tmp)
-        still_held()
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise StoreUnwritable(
-            f"Could not write the checkpoint {path} ({error.strerror or error}): the data folder may have "
-            "turned read-only or full, so the run stopped."
-        ) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _fenced_write(lambda: save_checkpoint(path, payload, before_replace=still_held), path)
+
+
+def write_checkpoint_bytes_while_held(data: bytes, path: Path, still_held: Callable[[], None]) -> None:
+    """``save_checkpoint_while_held`` for a checkpoint that arrives as bytes (from a Ray task)."""
+    _fenced_write(lambda: write_checkpoint_bytes(path, data, before_replace=still_held), path)

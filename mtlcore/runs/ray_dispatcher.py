@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import write_checkpoint_bytes_while_held
 from .errors import ClaimLost
 from .processes import worker_name
 from .record import FAILED, INTERRUPTED, RunRecord
@@ -215,16 +216,9 @@ class RayDispatcher:
             elif kind == "epoch":
                 self.store.append_epoch(run_id, message[1], claim=claim)
         if checkpoint is not None:
-            path = self.store.checkpoint_path(run_id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_bytes(checkpoint)
-            try:
-                self.store.check_claim(run_id, claim)
-            except ClaimLost:
-                tmp.unlink(missing_ok=True)
-                raise
-            os.replace(tmp, path)  # atomic, like save_checkpoint: a reader never sees half a file
+            # atomic and fenced, like a local worker's: a reader never sees half a file
+            write_checkpoint_bytes_while_held(checkpoint, self.store.checkpoint_path(run_id),
+                                              lambda: self.store.check_claim(run_id, claim))
 
     def _drop(self, run_id: str, error: ClaimLost) -> None:
         """A held run was taken away from us (see ClaimLost): stop its task, leave the run as the store says."""

@@ -12,13 +12,13 @@ Only imported when Ray is asked for: it imports ``ray`` at the top.
 """
 from __future__ import annotations
 
-import io
 import time
 from typing import Any
 
 import ray
 import torch
 
+from ..checkpoint import checkpoint_bytes  # the bytes of the checkpoint file: the format has one owner
 from ..config import ExperimentConfig
 from ..engine import Callback, FitResult, TrainingRun, fit
 
@@ -110,13 +110,6 @@ class MailboxCallback(Callback):
             ref = self.mailbox.send.remote(self.run_id, messages, checkpoint)
             if wait:
                 ray.get(ref)
-
-
-def checkpoint_bytes(run: TrainingRun) -> bytes:
-    """The run's checkpoint as the bytes ``torch.save`` would write to a file."""
-    buffer = io.BytesIO()
-    torch.save(run.checkpoint(), buffer)
-    return buffer.getvalue()
 
 
 @ray.remote(max_retries=0)  # a run is not retried behind the person's back: a lost task is "interrupted"
