@@ -91,8 +91,10 @@ from typing import Any, Iterator
 
 import torch
 
-from .config import DIAGNOSTICS_COSINES as COSINES  # what the cosine is taken on: exact, features
 from .weighting.jacobian import TaskGradients, jacobian_rows
+
+# train.diagnostics_cosine: what the cosine is taken on, exact (shared parameters) or features (see above).
+COSINES = ("exact", "features")
 
 # Steps between two lookahead measurements (at least): see the module's docstring.
 LOOKAHEAD_GAP = 10

@@ -161,10 +161,10 @@ def dataset_lines() -> list[Line]:
 
 def home_lines() -> list[Line]:
     from .runs import RunStore, StoreError, data_folder_size, quick_check
-    from .runs.home import HOME_VARIABLE, default_home
+    from .home import home_source, resolve_home
 
-    home = default_home().absolute()
-    source = f"from {HOME_VARIABLE}" if os.environ.get(HOME_VARIABLE, "").strip() else f"default; set {HOME_VARIABLE} to move it"
+    home = resolve_home()
+    source = home_source()
     if not home.exists():
         return [Line("MTL_HOME", f"{home} ({source}); not created yet", None)]
     writable = os.access(home, os.W_OK)

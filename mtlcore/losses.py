@@ -37,7 +37,7 @@ from .config import LossConfig
 from .data import TaskSpec
 
 __all__ = ["GaussianNLL", "REGRESSION_LOSS_NAMES", "Reconstruction", "TaskLoss", "Z_90", "focal_loss", "gaussian_nll_in_units",
-           "make_loss", "output_size", "packs"]
+           "loss_problem", "make_loss", "output_size", "packs"]
 
 #: Two-sided 90 % interval of a normal distribution: mu +/- 1.645 sigma.
 Z_90 = 1.6448536269514722
@@ -157,6 +157,14 @@ REGRESSION_LOSSES: dict[str, Callable[[], TaskLoss]] = {
     "gaussian_nll": GaussianNLL,
 }
 REGRESSION_LOSS_NAMES = tuple(REGRESSION_LOSSES)
+
+
+def loss_problem(config: LossConfig) -> str | None:
+    """Why ``loss.regression`` is not a known loss (one sentence listing the valid ones); None if it is."""
+    if config.regression not in REGRESSION_LOSSES:
+        return (f"Unknown regression loss {config.regression!r} (loss.regression); choose one of: "
+                f"{', '.join(REGRESSION_LOSS_NAMES)}.")
+    return None
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float, smoothing: float) -> torch.Tensor:

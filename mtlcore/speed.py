@@ -36,7 +36,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .config import PRECISIONS  # auto, float32, bfloat16
+# train.precision: auto (bfloat16 where native and it pays), float32, bfloat16 (see choose_speed).
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 # Forward FLOPs of one training batch above which bfloat16 pays on a CPU.
 # Measured on a 2-core AVX512_BF16 EPYC (benchmarks/README.md): the shapes

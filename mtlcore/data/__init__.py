@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from typing import Any
 
 from .base import DATASETS, RECONSTRUCTION, DatasetInfo, MTLData, Split, TaskSpec
@@ -36,6 +37,7 @@ __all__ = [
     "TaskSpec",
     "clear_loaded",
     "dataset_info",
+    "dataset_problem",
     "list_datasets",
     "load_dataset",
     "refresh_datasets",
@@ -96,6 +98,40 @@ def resolve_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]
             raise ValueError(f"Option dataset.{key} of {name!r} must be {kind} (default {default}), got {value!r}.") from None
         resolved[key] = value
     return resolved
+
+
+def dataset_problem(config: Any) -> str | None:
+    """What is wrong with ``config``'s dataset part, in one sentence; None when nothing is.
+
+    The registry's own check (``mtlcore.validation`` asks it first): the
+    dataset exists, its options are known and in range (the dataset's
+    ``footprint`` checks them before a worker builds anything), and the
+    tasks and loss weights name tasks that it has.
+    """
+    name = config.dataset.name
+    if name not in DATASETS:
+        return f"Unknown dataset {name!r} (dataset.name); choose one of: {', '.join(DATASETS.names())}."
+    info = DATASETS.get(name)
+    for key, value in config.dataset.options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"dataset.{key} must be a finite number, got {value}."
+    try:
+        options = resolve_options(name, config.dataset.options)
+        if info.footprint is not None:
+            info.footprint(**options)  # the dataset's own range checks, before a worker builds it
+    except (ValueError, TypeError) as error:
+        return str(error)
+    valid_tasks = [t.name for t in info.tasks]
+    if not config.tasks:
+        return f"Choose at least one task (tasks); {info.name} has: {', '.join(valid_tasks)}."
+    for task in config.tasks:
+        if task not in valid_tasks:
+            return f"Dataset {info.name!r} has no task {task!r} (tasks); its tasks are: {', '.join(valid_tasks)}."
+    for task in config.loss.weights:
+        if task not in valid_tasks:
+            return (f"loss.weights.{task} names a task that {info.name!r} does not have; its tasks are: "
+                    f"{', '.join(valid_tasks)}.")
+    return None
 
 
 def load_dataset(name: str, seed: int = 0, **options: Any) -> MTLData:

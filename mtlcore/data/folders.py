@@ -6,25 +6,21 @@
       datasets/<name>/  one imported dataset: manifest.json, labels.csv, images/
       cache/            tensors built once from the files above (safe to delete)
 
-The data folder is the ``MTL_HOME`` environment variable, else ``~/.mtl-lab``
--- the same rule as ``mtlcore.runs.home.default_home``. It is repeated here
-rather than imported because importing ``mtlcore.runs`` imports the engine,
-which imports this package: the data layer must not depend on the run store.
-The folder is read at every call, so setting ``MTL_HOME`` takes effect at once.
+Where the data folder itself is (``MTL_HOME``, else ``~/.mtl-lab``) is
+``mtlcore.home``'s to say; it imports nothing else, so the data layer asks it
+without depending on the run store. The folder is read at every call, so
+setting ``MTL_HOME`` takes effect at once.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-HOME_VARIABLE = "MTL_HOME"
+from ..home import HOME_VARIABLE, resolve_home  # noqa: F401  (HOME_VARIABLE: an old import path)
 
 
 def data_home() -> Path:
     """The data folder: ``$MTL_HOME`` if set, else ``~/.mtl-lab`` (absolute)."""
-    configured = os.environ.get(HOME_VARIABLE, "").strip()
-    home = Path(configured).expanduser() if configured else Path.home() / ".mtl-lab"
-    return home.absolute()
+    return resolve_home()
 
 
 def torchvision_root() -> Path:

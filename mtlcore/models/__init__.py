@@ -12,14 +12,27 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .base import ARCHITECTURES, MultiTaskModel
-from .trunks import build_trunk
+from .trunks import TRUNKS, build_trunk, trunk_problem
 from . import hard, soft, cross_stitch, mmoe  # noqa: F401  (registers them)
 
 if TYPE_CHECKING:
     from ..config import ExperimentConfig
     from ..data import TaskSpec
 
-__all__ = ["ARCHITECTURES", "MultiTaskModel", "build_model"]
+__all__ = ["ARCHITECTURES", "TRUNKS", "MultiTaskModel", "build_model", "model_problem"]
+
+
+def model_problem(config: "ExperimentConfig", input_kind: str, dataset: str) -> str | None:
+    """What is wrong with ``config``'s model part for ``dataset``'s ``input_kind`` inputs; None when nothing is.
+
+    The registries' own checks: the architecture is known and takes the
+    config (``MultiTaskModel.incompatibility``), and so does the trunk
+    (``trunks.trunk_problem``).
+    """
+    arch = config.model.arch
+    if arch not in ARCHITECTURES:
+        return f"Unknown architecture {arch!r} (model.arch); choose one of: {', '.join(ARCHITECTURES.names())}."
+    return ARCHITECTURES.get(arch).incompatibility(config) or trunk_problem(config.model, input_kind, dataset)
 
 
 def build_model(config: "ExperimentConfig", tasks: "list[TaskSpec]", input_kind: str,

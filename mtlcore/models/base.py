@@ -34,6 +34,15 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.task_names = list(tasks)
 
+    @classmethod
+    def incompatibility(cls, config) -> str | None:
+        """Why this architecture cannot train ``config`` (one sentence), or None.
+
+        Asked by ``mtlcore.validation`` before a run is queued, as weighting
+        methods are; the default accepts every config.
+        """
+        return None
+
     def make_heads(self, in_features: int, tasks: dict[str, int], hidden: int = 0) -> nn.ModuleDict:
         """One head ("tower") per task; ``hidden`` units in its hidden layer (0: ``make_head``'s default)."""
         return nn.ModuleDict({t: make_head(in_features, size, hidden) for t, size in tasks.items()})

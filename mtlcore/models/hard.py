@@ -41,3 +41,10 @@ class SingleTask(HardSharing):
     """
 
     summary = "One task alone: the baseline to compare against."
+
+    @classmethod
+    def incompatibility(cls, config) -> str | None:
+        if len(config.tasks) != 1:
+            return (f"model.arch=single trains one task; choose exactly one task or another architecture "
+                    f"(got {len(config.tasks)} tasks).")
+        return None

@@ -3,13 +3,22 @@
 A trunk maps an input batch to a batch of feature vectors of size
 ``out_features``. It is split into ``stages`` so that cross-stitch units can
 be placed between stages; running the stages in order is the whole trunk.
+
+Trunks are registered by name in ``TRUNKS`` (``model.trunk``), each with the
+inputs it takes; ``auto`` picks a CNN for images and an MLP for vectors.
+``trunk_problem`` is the registry's own check of a config.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
+
+from ..config import ModelConfig
+from ..registry import Registry
 
 
 class Trunk(nn.Module):
@@ -115,7 +124,43 @@ def resnet18(input_shape: tuple[int, ...], width: int, batchnorm: bool, dropout:
     return Trunk(stages, 512)
 
 
-TRUNK_BUILDERS = {"cnn": small_cnn, "mlp": mlp, "resnet18": resnet18}
+@dataclass(frozen=True)
+class TrunkChoice:
+    """A ``TRUNKS`` entry: how to build the trunk, and which inputs it takes."""
+
+    build: Callable[..., Trunk] | None  # None: "auto", which stands for another entry (AUTO_TRUNK)
+    input_kinds: tuple[str, ...]
+    takes_mlp_options: bool = False  # model.layers, model.hidden, model.expert_hidden shape it
+
+
+TRUNKS: Registry[TrunkChoice] = Registry("trunk")
+TRUNKS.register("auto")(TrunkChoice(None, ("image", "vector")))
+TRUNKS.register("cnn")(TrunkChoice(small_cnn, ("image",)))
+TRUNKS.register("mlp")(TrunkChoice(mlp, ("image", "vector"), takes_mlp_options=True))
+TRUNKS.register("resnet18")(TrunkChoice(resnet18, ("image",)))
+AUTO_TRUNK = {"image": "cnn", "vector": "mlp"}  # what model.trunk=auto builds for each kind of input
+TRUNK_BUILDERS = {name: TRUNKS.get(name).build for name in TRUNKS if TRUNKS.get(name).build}  # an older name
+
+
+def resolve_trunk(name: str, input_kind: str) -> str:
+    """The registered trunk that ``name`` builds for ``input_kind`` inputs (``auto`` chooses)."""
+    return AUTO_TRUNK[input_kind] if TRUNKS.get(name).build is None else name
+
+
+def trunk_problem(model: ModelConfig, input_kind: str, dataset: str) -> str | None:
+    """Why ``model.trunk`` cannot take ``dataset``'s ``input_kind`` inputs with these settings; None if it can."""
+    if model.trunk not in TRUNKS:
+        return f"Unknown trunk {model.trunk!r} (model.trunk); choose one of: {', '.join(TRUNKS.names())}."
+    if input_kind not in TRUNKS.get(model.trunk).input_kinds:
+        fitting = " or ".join(name for name in TRUNKS if input_kind in TRUNKS.get(name).input_kinds)
+        return f"Dataset {dataset!r} has {input_kind} inputs; model.trunk must be {fitting}."
+    resolved = resolve_trunk(model.trunk, input_kind)
+    if not TRUNKS.get(resolved).takes_mlp_options and (
+            model.hidden or model.expert_hidden or model.layers != ModelConfig.layers):
+        return (f"model.layers, model.hidden and model.expert_hidden shape the MLP trunk (model.trunk=mlp, the "
+                f"default for vector inputs); this model has model.trunk={model.trunk} with "
+                f"{input_kind} inputs (use model.width).")
+    return None
 
 
 def build_trunk(name: str, input_kind: str, input_shape: tuple[int, ...], width: int,
@@ -123,11 +168,10 @@ def build_trunk(name: str, input_kind: str, input_shape: tuple[int, ...], width:
     """The trunk called ``name``; ``auto`` is a CNN for images, an MLP for vectors.
 
     ``mlp_options`` (``layers``, ``hidden``) shape the MLP; the other trunks ignore them
-    (``config.validate`` refuses them there).
+    (``trunk_problem`` refuses them there).
     """
-    if name == "auto":
-        name = "cnn" if input_kind == "image" else "mlp"
-    return TRUNK_BUILDERS[name](input_shape, width, batchnorm, dropout, **mlp_options)
+    build = TRUNKS.get(resolve_trunk(name, input_kind)).build
+    return build(input_shape, width, batchnorm, dropout, **mlp_options)
 
 
 def make_head(in_features: int, out_features: int, hidden: int = 0) -> nn.Module:

@@ -6,7 +6,9 @@
                             summary.json, checkpoint.pt (see run_files.py)
       logs/                 each worker's stdout and stderr
 
-``data_folder_size(home)`` says how much disk it takes, by part.
+``data_folder_size(home)`` says how much disk it takes, by part. Where the
+folder is comes from ``mtlcore.home`` (the one place that reads MTL_HOME);
+its names are re-exported here, where the store's callers have always found them.
 """
 from __future__ import annotations
 
@@ -14,18 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-HOME_VARIABLE = "MTL_HOME"
-
-
-def default_home() -> Path:
-    """The data folder: the ``MTL_HOME`` environment variable if set, else ``~/.mtl-lab``."""
-    configured = os.environ.get(HOME_VARIABLE, "").strip()
-    return Path(configured).expanduser() if configured else Path.home() / ".mtl-lab"
-
-
-def resolve_home(home: Path | str | None) -> Path:
-    """``home`` as an absolute path (workers may start in another folder); None means the default."""
-    return (Path(home).expanduser() if home not in (None, "") else default_home()).absolute()
+from ..home import HOME_VARIABLE, default_home, resolve_home  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
