@@ -114,11 +114,11 @@ def test_a_packed_members_batchnorm_averages_predict_as_its_lone_run_does():
 
 
 def test_evaluation_in_several_passes_gives_the_same_metrics(monkeypatch):
-    import mtlcore.packed
+    import mtlcore.packing.loop
 
     configs = [c for c in relatedness("hard", correlations=(0.9,)) if c.model.arch == "hard"]
     whole = fit_packed(configs)
-    monkeypatch.setattr(mtlcore.packed, "EVAL_ROWS", 100)  # val and test (90 rows) in 2 members x 50 rows
+    monkeypatch.setattr(mtlcore.packing.loop, "EVAL_ROWS", 100)  # val and test (90 rows) in 2 members x 50 rows
     in_parts = fit_packed(configs)
     for a, b in zip(whole, in_parts):
         for task, metrics in a.summary["test"].items():
