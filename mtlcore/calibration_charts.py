@@ -1,94 +1,9 @@
-"""Plotly figures of calibration (Guo et al., ICML 2017), as pure functions (no Streamlit, no torch).
+"""Moved: the calibration figures live in ``mtlcore.charts.calibration`` (one presentation layer).
 
-    reliability_figure(summary["calibration"]["shape"], "shape")   accuracy against confidence per bin
-    temperature_figure(logits, classes, 1.0, fitted=1.7)           each class's probability as T moves
-
-They take the plain data ``mtlcore.calibration`` writes into a run's summary
-and ``mtlcore.predict`` returns, and share the look of ``mtlcore.charts``.
+This name stays so that older imports keep working.
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Mapping, Sequence
+from .charts.calibration import has_calibration, reliability_figure, temperature_figure, temperature_grid
 
-import plotly.graph_objects as go
-
-from .calibration import softmax
-from .charts import FONT_SIZE, PALETTE
-from .safe_text import plotly_text  # task and class names are user text
-
-__all__ = ["has_calibration", "reliability_figure", "temperature_figure"]
-
-BEFORE, AFTER, IDEAL = "#D55E00", PALETTE[0], "#999999"
-
-
-def has_calibration(summary: Mapping[str, Any] | None, task: str) -> bool:
-    """Whether ``summary`` holds the reliability bins of ``task`` (classification runs since calibration)."""
-    return bool(((summary or {}).get("calibration") or {}).get(task, {}).get("bins"))
-
-
-def _layout(fig: go.Figure, title: str, height: int, **extra: Any) -> go.Figure:
-    fig.update_layout(title={"text": title, "font": {"size": FONT_SIZE + 2}}, font={"size": FONT_SIZE},
-                      height=height, template="plotly_white", margin={"l": 60, "r": 20, "t": 70, "b": 50},
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
-                      **extra)
-    return fig
-
-
-def reliability_figure(calibration: Mapping[str, Any], task: str, height: int = 380) -> go.Figure:
-    """The reliability diagram of one task: per confidence bin, the accuracy before and after temperature scaling.
-
-    Bars of a calibrated model reach the diagonal; bars below it are
-    over-confident. Empty bins are left out; the hover gives each bin's count.
-    """
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"color": IDEAL, "dash": "dash"},
-                             name="perfectly calibrated", hoverinfo="skip"))
-    t = float(calibration.get("temperature", 1.0))
-    for key, color, name in (("bins", BEFORE, "T = 1 (as trained)"), ("bins_calibrated", AFTER, f"T = {t:.2f} (fitted)")):
-        bins = [b for b in calibration.get(key, []) if b.get("count")]
-        if not bins:
-            continue
-        fig.add_trace(go.Scatter(
-            x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins], mode="lines+markers",
-            marker={"size": [6 + 14 * math.sqrt(b["count"] / max(c["count"] for c in bins)) for b in bins],
-                    "color": color}, line={"color": color, "width": 2}, name=name,
-            customdata=[[b["lower"], b["upper"], b["count"]] for b in bins],
-            hovertemplate=("confidence %{customdata[0]:.2f}-%{customdata[1]:.2f}: %{customdata[2]} predictions, "
-                           "accuracy %{y:.2f}, mean confidence %{x:.2f}<extra></extra>")))
-    fig.update_xaxes(title_text="confidence (largest probability)", range=[0, 1.02])
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
-    return _layout(fig, f"{plotly_text(task)}: reliability on the test split", height)
-
-
-def temperature_grid(lo: float = 0.1, hi: float = 10.0, points: int = 81) -> list[float]:
-    """Temperatures spaced evenly on a log scale from ``lo`` to ``hi``."""
-    return [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (points - 1)) for i in range(points)]
-
-
-def temperature_figure(logits: Sequence[float], classes: Sequence[str], temperature: float,
-                       fitted: float | None = None, task: str = "", height: int = 380) -> go.Figure:
-    """Each class's probability softmax(logits / T) as T goes from 0.1 (sharp) to 10 (flat).
-
-    A solid line marks the chosen ``temperature``, a dashed one the ``fitted`` value.
-    """
-    grid = temperature_grid()
-    fig = go.Figure()
-    curves = [softmax(logits, t) for t in grid]
-    for i, name in enumerate(classes):
-        fig.add_trace(go.Scatter(x=grid, y=[c[i] for c in curves], mode="lines", name=plotly_text(name),
-                                 line={"color": PALETTE[i % len(PALETTE)], "width": 2},
-                                 hovertemplate=f"{plotly_text(name)}: %{{y:.1%}} at T = %{{x:.2f}}<extra></extra>"))
-    fig.add_vline(x=temperature, line={"color": "#000000", "width": 2},
-                  annotation_text=f"chosen T = {temperature:.2f}", annotation_position="top left")
-    if fitted is not None:
-        fig.add_vline(x=fitted, line={"color": AFTER, "width": 2, "dash": "dash"},
-                      annotation_text=f"fitted T = {fitted:.2f}", annotation_position="bottom right")
-    fig.update_xaxes(title_text="temperature T (log scale)", type="log",
-                     tickvals=[0.1, 0.2, 0.5, 1, 2, 5, 10], ticktext=["0.1", "0.2", "0.5", "1", "2", "5", "10"])
-    fig.update_yaxes(title_text="probability", range=[0, 1], tickformat=".0%")
-    title = f"{plotly_text(task)} against temperature" if task else "Probability against temperature"
-    fig = _layout(fig, title, height)
-    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.3, "xanchor": "left", "x": 0},
-                      margin={"l": 60, "r": 20, "t": 50, "b": 20})
-    return fig
+__all__ = ["has_calibration", "reliability_figure", "temperature_figure", "temperature_grid"]

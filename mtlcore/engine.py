@@ -71,6 +71,9 @@ class Callback:
 
     def on_fit_start(self, run: "TrainingRun") -> None: ...
 
+    def on_step_begin(self, run: "TrainingRun") -> None:
+        """Before each training step (live steering changes the run here, between two steps)."""
+
     def on_step_end(self, run: "TrainingRun", logs: dict[str, Any]) -> None: ...
 
     def on_epoch_end(self, run: "TrainingRun", logs: dict[str, Any]) -> None: ...
@@ -160,6 +163,17 @@ class TrainingRun:
         self.kept_epoch: int | None = None  # set when early stopping restores an earlier epoch
         # Softmax temperatures fitted on the validation split after training (mtlcore.calibration).
         self.temperatures: dict[str, float] = {}
+
+    def set_task_weights(self, weights: dict[str, float]) -> None:
+        """Live steering: new slider weights from the next step (ValueError if the method cannot take them)."""
+        self.weighting.set_task_weights(weights)
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Live steering: the optimiser's learning rate from the next step; a schedule goes on from it."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.scheduler is not None:  # its base rate too, or a cosine/step schedule would return to the old one
+            self.scheduler.base_lrs = [lr for _ in self.scheduler.base_lrs]
 
     @classmethod
     def create(cls, config: ExperimentConfig, device: torch.device | str | None = None) -> "TrainingRun":
@@ -364,6 +378,8 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
         run.epoch = epoch
         meter = run.new_split_meter()
         for x, y in run.batches(run.splits["train"], cfg.train.batch_size, shuffle=True):
+            for cb in callbacks:  # first: a run held paused here can still be stopped right after
+                cb.on_step_begin(run)
             if any(cb.should_stop() for cb in callbacks):
                 status, message = "cancelled", f"Cancelled at step {run.step} (epoch {epoch})."
                 break

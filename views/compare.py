@@ -7,12 +7,11 @@ Thin page: the arithmetic lives in ``mtlcore.compare``.
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from mtlcore import ConfigError
 from mtlcore.calibration import calibration_rows, uncertainty_rows
-from mtlcore.calibration_charts import has_calibration, reliability_figure
+from mtlcore.charts import Curve, curves_figure, has_calibration, reliability_figure, series_colors, thin
 from mtlcore.compare import (
     CITATION, Baselines, baseline_config, compare_to_baselines, missing_seed_configs, results_table, rows_to_csv,
     seeded_values, task_scoring,
@@ -20,22 +19,10 @@ from mtlcore.compare import (
 from mtlcore.compare import SIGN_CONVENTION
 from mtlcore.verdicts import RULE, delta_m_verdict
 from mtlcore.runs import StoreError
-from ui.safe_text import md, plotly_text, say
+from ui.safe_text import md, say
 from ui.session import get_runner, get_store, owner, run_name
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
-MAX_POINTS = 1500  # per line: enough for the eye, little enough for a student's laptop
 ACTIVE = ("queued", "running")
-
-
-def thin(points: list, limit: int = MAX_POINTS) -> list:
-    """Every k-th point so that at most ``limit`` remain; the last point is always kept."""
-    if len(points) <= limit:
-        return points
-    step = -(-len(points) // limit)
-    kept = points[::step]
-    return kept if kept[-1] is points[-1] else kept + [points[-1]]
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -126,16 +113,6 @@ def pick_runs(runs) -> list:
 
 # ----- curves ----------------------------------------------------------------------
 
-def curve_figure(title: str, x_title: str, y_title: str) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(
-        title=dict(text=title, font=dict(size=16)), height=320, margin=dict(l=10, r=10, t=50, b=10),
-        xaxis_title=x_title, yaxis_title=y_title, hovermode="x unified",
-        legend=dict(orientation="h", yanchor="top", y=-0.25, x=0),
-    )
-    return fig
-
-
 def draw_curves(picked, metrics: dict) -> None:
     """Per task: validation metric per epoch, and training loss per step; one line per run."""
     tasks: dict[tuple[str, str], tuple[str, bool]] = {}  # (dataset, task) -> (metric, higher is better)
@@ -147,20 +124,13 @@ def draw_curves(picked, metrics: dict) -> None:
                 except ValueError as error:
                     say("warning", str(error))
     several_datasets = len({d for d, _ in tasks}) > 1
-    colour = {run.id: PALETTE[i % len(PALETTE)] for i, run in enumerate(picked)}
+    colour = series_colors([run.id for run in picked])  # one colour per run, the same in every chart
     val_tab, loss_tab = st.tabs(["Validation metric per epoch", "Training loss per step"])
     for tab, kind in ((val_tab, "val"), (loss_tab, "loss")):
         with tab:
             columns = st.columns(2)
             for index, ((dataset, task), (metric, higher)) in enumerate(tasks.items()):
-                name = plotly_text(f"{dataset} · {task}" if several_datasets else task)  # user text in a chart
-                if kind == "val":
-                    better = "higher" if higher else "lower"
-                    fig = curve_figure(f"{name}: validation {metric} ({better} is better)", "epoch", metric)
-                    if metric == "accuracy":  # a percentage: never draw an axis beyond 0..100 %
-                        fig.update_yaxes(tickformat=".0%", autorangeoptions=dict(minallowed=0, maxallowed=1))
-                else:
-                    fig = curve_figure(f"{name}: training loss (lower is better)", "step", "loss")
+                curves = []
                 for run in picked:
                     if run.config.dataset.name != dataset or task not in run.config.tasks:
                         continue
@@ -168,20 +138,13 @@ def draw_curves(picked, metrics: dict) -> None:
                     if kind == "val":
                         points = [(e["epoch"], e["val"][task][metric]) for e in epochs
                                   if task in e.get("val", {}) and metric in e["val"][task]]
-                        mode = "lines+markers"
                     else:
                         points = [(s["step"], s["loss"][task]) for s in steps if task in s.get("loss", {})]
-                        mode = "lines"
-                    fig.add_trace(go.Scatter(
-                        x=[p[0] for p in points], y=[p[1] for p in points], mode=mode, name=plotly_text(run_name(run)),
-                        line=dict(color=colour[run.id], width=2),
-                    ))
-                if kind == "val":  # whole epochs only: no "epoch 1.5" ticks
-                    last = max((max(trace.x, default=1) for trace in fig.data), default=1)
-                    fig.update_xaxes(tick0=1, dtick=max(1, -(-last // 10)))
-                if not fig.data or not any(len(trace.x) for trace in fig.data):
-                    fig.add_annotation(text="No points yet", showarrow=False, x=0.5, y=0.5,
-                                       xref="paper", yref="paper", font=dict(size=14, color="grey"))
+                    curves.append(Curve(run_name(run), points, colour[run.id]))
+                fig = curves_figure(f"{dataset} · {task}" if several_datasets else task,
+                                    metric if kind == "val" else "loss", curves,
+                                    per="epoch" if kind == "val" else "step",
+                                    higher_is_better=higher if kind == "val" else False)
                 with columns[index % 2]:
                     st.plotly_chart(fig, key=f"compare_{kind}_{dataset}_{task}", config={"displaylogo": False})
 

@@ -13,18 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
 from mtlcore import dataset_info
 from mtlcore.calibration import softmax
 from mtlcore.ensemble import combine_predictions, ensemble_runs
-from mtlcore.calibration_charts import temperature_figure
+from mtlcore.charts import probability_figure, temperature_figure
 from mtlcore.export import COVERED, dataset_bytes, export_bytes, model_metadata, render_script, script_problem
 from mtlcore.images import ImageError
 from mtlcore.predict import CheckpointError, LoadedModel, input_warning, load_model, predict_tensor, preprocess
-from ui.safe_text import md, plotly_text, say
+from ui.safe_text import md, say
 from mtlcore.studies import StudyStore
 from ui.live_camera import LiveResult, live_camera
 from ui.session import get_store, state_badge
@@ -183,22 +182,6 @@ def drawing(dataset: str) -> bytes | None:
 
 # ----- showing predictions -------------------------------------------------------------------
 
-def probability_bars(task: str, probabilities: dict[str, float], best: str) -> go.Figure:
-    names = list(probabilities)
-    values = [probabilities[n] for n in names]
-    fig = go.Figure(go.Bar(  # class names come from imported CSVs: shown as typed, never as tags
-        x=values, y=[plotly_text(n) for n in names], orientation="h", text=[f"{v:.0%}" for v in values], textposition="auto",
-        marker_color=["#2e7d32" if n == best else "#90a4ae" for n in names],
-        hovertemplate="%{y}: %{x:.1%}<extra></extra>",
-    ))
-    fig.update_layout(
-        height=max(140, 26 * len(names) + 50), margin=dict(l=10, r=10, t=10, b=30),
-        xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
-        yaxis=dict(autorange="reversed", type="category"),
-    )
-    return fig
-
-
 def temperature_slider(task: str, prediction: dict[str, Any]) -> float:
     """The temperature the page shows ``task``'s probabilities at; it starts at the fitted value."""
     fitted = float(prediction.get("temperature", 1.0))
@@ -225,7 +208,7 @@ def show_classification(task: str, prediction: dict[str, Any], spec) -> None:
     st.markdown(f"**{md(task)}**: {md(best)} ({probabilities[best]:.0%} sure) at T = {temperature:.2f}; "
                 f"fitted T = {fitted:.2f})", help=md(spec.description) if spec.description else None)
     bars_column, curve_column = st.columns(2)
-    bars_column.plotly_chart(probability_bars(task, probabilities, best), key=f"predict_bars_{task}",
+    bars_column.plotly_chart(probability_figure(probabilities, best), key=f"predict_bars_{task}",
                              config={"displayModeBar": False})
     if "logits" in prediction:
         curve_column.plotly_chart(temperature_figure(prediction["logits"], names, temperature, fitted, task),
@@ -368,7 +351,7 @@ def ensemble_page(store) -> None:
             st.dataframe([{"member": k + 1, "vote": vote, "its probability": round(max(probs), 3)}
                           for k, (vote, probs) in enumerate(zip(combined["votes"], combined["members"]))],
                          hide_index=True, key="predict_ensemble_votes")
-            st.plotly_chart(probability_bars(task, combined["average"], combined["average_class"]),
+            st.plotly_chart(probability_figure(combined["average"], combined["average_class"]),
                             key="predict_ensemble_average", config={"displayModeBar": False})
         else:
             unit = f" {combined['unit']}" if combined.get("unit") else ""

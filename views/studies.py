@@ -6,7 +6,7 @@ workers, a few at a time (each person's queue limit), and its result is
 redrawn as they finish. A study can be cancelled as a whole.
 
 Thin page: planning, bookkeeping and arithmetic live in ``mtlcore.studies``,
-the figures in ``mtlcore.studies.figures``.
+the figures in ``mtlcore.charts.studies``.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from mtlcore import ARCHITECTURES, WEIGHTINGS, ConfigError, ExperimentConfig, da
 from mtlcore.config import set_key
 from mtlcore.runs import NotOwnerError, StoreError
 from mtlcore.studies import KIND_HELP, KINDS, StudyError, StudySpec, StudyStore, kind_defaults, plan
-from mtlcore.studies.figures import figures
+from mtlcore.charts import study_figures as figures
 from mtlcore.studies.spec import DEFAULT_ARCHS, DEFAULT_CORRELATIONS, DEFAULT_ENSEMBLE, DEFAULT_METHODS, DEFAULT_SEEDS
 from mtlcore.verdicts import RULE as VERDICT_RULE
 from ui.safe_text import md, say

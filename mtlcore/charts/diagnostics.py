@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import plotly.graph_objects as go
 
 from ..safe_text import plotly_text  # task names come from imported CSVs: shown as typed, never as tags
-from .style import DIVERGING, FONT_SIZE, PALETTE, apply_layout
+from .style import DIVERGING, FONT_SIZE, GREY, PALETTE, apply_layout
 
 __all__ = [
     "affinity_figure",
@@ -118,7 +118,7 @@ def cosine_lines_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str]
         fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
                                  name=plotly_text(pair.replace("|", " · ")), line={"color": PALETTE[k % len(PALETTE)], "width": 2},
                                  marker={"size": 5}))
-    fig.add_hline(y=0, line={"color": "#777777", "width": 2})
+    fig.add_hline(y=0, line={"color": GREY, "width": 2})
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="cosine", range=[-1.05, 1.05])
     return apply_layout(fig, "Gradient cosine per step (below 0: the pair conflicts)", uirevision, height=300)

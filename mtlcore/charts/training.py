@@ -1,14 +1,13 @@
 """Training curves: the loss per step, one task per epoch, the task weights over time."""
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..safe_text import plotly_text  # task names come from imported CSVs: shown as typed, never as tags
-from .style import FONT_SIZE, LOG_SCALE_SPREAD, MAX_POINTS, PALETTE, apply_layout, smooth, task_colors, thin
+from .style import FONT_SIZE, GREY, MAX_POINTS, PALETTE, apply_layout, log_axis_if_spread, smooth, task_colors, thin
 
 __all__ = ["epoch_figure", "step_loss_figure", "weights_figure", "weights_vary"]
 
@@ -54,7 +53,7 @@ def epoch_figure(epochs: Sequence[Mapping[str, Any]], task: str, metric: str, co
                                      marker={"size": 7}, showlegend=(col == 1),
                                      legendgroup=split), row=1, col=col)
     if chance is not None and metric == "accuracy":
-        fig.add_hline(y=chance, line={"color": "#777777", "dash": "dot", "width": 2}, row=1, col=2,
+        fig.add_hline(y=chance, line={"color": GREY, "dash": "dot", "width": 2}, row=1, col=2,
                       annotation_text="chance", annotation_position="bottom right")
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
@@ -89,14 +88,9 @@ def weights_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str], uir
         fig.add_trace(go.Scatter(x=x, y=[(s.get("weight") or {}).get(t) for s in points], mode="lines",
                                  line={"color": colors[t], "width": 3}, name=plotly_text(t)))
     fig.update_xaxes(title_text="training step")
-    title = "Task weights over time"
-    positive = [w for s in points for w in (s.get("weight") or {}).values()
-                if isinstance(w, (int, float)) and math.isfinite(w) and w > 0]
-    if positive and max(positive) / min(positive) > LOG_SCALE_SPREAD:
-        # A vanishing gradient can give one weight 1e10 (PCGrad's effective weights, Yu et al. 2020, per step
-        # against the loss): on a linear axis every other line is flat at 0. Log scale keeps them all readable.
-        fig.update_yaxes(title_text="weight (log scale)", type="log")
-        title += f"<br><sup>log scale: the weights span {min(positive):.2g} to {max(positive):.2g}</sup>"
-    else:
-        fig.update_yaxes(title_text="weight", rangemode="tozero")
+    # A vanishing gradient can give one weight 1e10 (PCGrad's effective weights, Yu et al. 2020, per step
+    # against the loss): on a linear axis every other line is flat at 0. Log scale keeps them all readable.
+    note = log_axis_if_spread(fig, [w for s in points for w in (s.get("weight") or {}).values()], "weight",
+                              what="weights")
+    title = "Task weights over time" + (f"<br><sup>{note}</sup>" if note else "")
     return apply_layout(fig, title, uirevision, height=300)

@@ -48,6 +48,7 @@ from ..engine import Callback, FitResult, fit
 from ..packed import fit_many, pack_key
 from . import integrity
 from .callback import StoreCallback
+from .steering_callback import SteeringCallback
 from .errors import ClaimLost, StoreDamaged, StoreError, StoreUnwritable
 from .processes import worker_name
 from .record import CANCELLED, FAILED, FINAL_STATES, INTERRUPTED, RunRecord
@@ -152,8 +153,10 @@ def train_one(store: RunStore, record: RunRecord, shutdown: threading.Event | No
     """Train one claimed run and record how it ended; return its final state."""
     shutdown = shutdown or threading.Event()
     callback = StoreCallback(store, record.id, shutdown, claim=record.claim)
+    steer = SteeringCallback(store, record.id, record.claim, stopping=callback.should_stop,
+                             before_hold=callback.flush, shutdown=shutdown)  # live steering, pause (steering.py)
     try:
-        result = fit(record.config, callbacks=[callback], device=_device_for(record.config, device))
+        result = fit(record.config, callbacks=[steer, callback], device=_device_for(record.config, device))
     except Exception as error:  # a bad run must not kill the worker
         if callback.lost is not None:  # it stopped because the run is no longer ours: nothing to record
             return INTERRUPTED
@@ -179,8 +182,12 @@ def train_group(store: RunStore, records: list[RunRecord], shutdown: threading.E
     callbacks = [StoreCallback(store, record.id, shutdown, end_on_cancel=True, claim=record.claim)
                  for record in records]
     endings = [_Ending() for _ in records]
+    # Live steering reaches a packed member's loss weights; its learning rate and pause are refused (steering.py).
+    steers = [SteeringCallback(store, record.id, record.claim, packed=len(records), stopping=cb.should_stop,
+                               shutdown=shutdown) for record, cb in zip(records, callbacks)]
     try:
-        fit_many([record.config for record in records], [[cb, ending] for cb, ending in zip(callbacks, endings)],
+        fit_many([record.config for record in records],
+                 [[steer, cb, ending] for steer, cb, ending in zip(steers, callbacks, endings)],
                  device=_device_for(records[0].config, device))
     except Exception as error:  # the members without a result are retried alone below
         if isinstance(error, StoreError):

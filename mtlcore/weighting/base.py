@@ -40,6 +40,10 @@ class Weighting:
     #: True when the method wants the batch's losses again after the update
     #: (``after_step``): the engine then pays one more forward pass per step.
     wants_losses_after_step: ClassVar[bool] = False
+    #: True when the slider weights u_t may change while it trains (live steering,
+    #: ``set_task_weights``): the method uses them as they are and adapts no weights
+    #: of its own to the training, which would undo a change.
+    steerable_weights: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         self.options = options
@@ -62,6 +66,18 @@ class Weighting:
         self.tasks = list(tasks)
         self.user_weights = {t: float(user_weights.get(t, 1.0)) for t in tasks}
         self.kinds = {t: (kinds or {}).get(t, "regression") for t in tasks}
+
+    def set_task_weights(self, weights: dict[str, float]) -> None:
+        """New slider weights u_t from the next step on (live steering: mtlcore.runs.steering).
+
+        Only for a method that says it is ``steerable_weights``; ValueError otherwise.
+        """
+        if not self.steerable_weights:
+            raise ValueError(f"{type(self).__name__} adapts the task weights itself; its sliders cannot be steered.")
+        unknown = set(weights) - set(self.tasks)
+        if unknown:
+            raise ValueError(f"No task {sorted(unknown)[0]!r} to weigh; this method weighs {', '.join(self.tasks)}.")
+        self.user_weights.update({t: float(w) for t, w in weights.items()})
 
     def parameters(self) -> list[torch.Tensor]:
         """Learnable parameters of the method itself (optimised with the model)."""

@@ -37,6 +37,7 @@ class RandomLossWeighting(LossWeighting):
     """w = T * softmax(lambda), lambda ~ N(0, I), drawn anew every step."""
 
     summary = "Random weights every step: the baseline any method should beat (Lin et al. 2022)."
+    steerable_weights = True  # u_t * w_t with w_t drawn afresh: nothing learned undoes a moved slider
 
     def __init__(self):
         super().__init__()

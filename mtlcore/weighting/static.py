@@ -8,7 +8,8 @@ from .base import WEIGHTINGS, LossWeighting
 class StaticWeighting(LossWeighting):
     """Fixed weights set by hand: w_t = 1, so the update follows sum_t u_t L_t."""
 
-    summary = "Your slider weights, fixed during training."
+    summary = "Your slider weights, fixed during training (or moved live while it trains)."
+    steerable_weights = True  # the sliders are the whole method
 
     def weights(self, losses):
         return {t: 1.0 for t in self.tasks}
