@@ -36,6 +36,9 @@ __all__ = ["average_probabilities", "combine_predictions", "ensemble_runs", "ens
            "member_config", "member_seed", "member_width", "model_parameters", "test_outputs"]
 
 DIGITS = 5  # test outputs are kept to this many decimals in summaries
+# Rows per evaluation pass, as the engine's EVAL_BATCH; not imported from it: the engine's summary
+# (mtlcore.outcome) imports this module, and this one must not import the engine back.
+EVAL_BATCH = 1024
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -58,8 +61,7 @@ def model_parameters(config: "ExperimentConfig") -> int:
     import torch
 
     from .data import load_dataset
-    from .engine import count_parameters
-    from .models import build_model
+    from .models import build_model, count_parameters
 
     data = load_dataset(config.dataset.name, seed=config.dataset.seed, **config.dataset.options)
     with torch.device("meta"):
@@ -88,8 +90,6 @@ def test_outputs(run: Any) -> dict[str, dict[str, list]]:
     indices. Regression: values and targets in the original units.
     """
     import torch
-
-    from .engine import EVAL_BATCH
 
     run.model.eval()
     kept: dict[str, dict[str, list]] = {t: {"outputs": [], "targets": []} for t in run.specs}
@@ -149,22 +149,6 @@ def ensemble_scores(kind: str, members: Sequence[dict[str, list]]) -> dict[str, 
     return {"mae": sum(abs(mean[i] - targets[i]) for i in range(n)) / n}
 
 
-def ensemble_runs(record: Any) -> dict[tuple[str, int], list[str]]:
-    """The finished ensembles of an mtl-vs-ensemble study (a ``StudyRecord``): (task, seed) -> member run ids.
-
-    Only ensembles whose every member finished are listed.
-    """
-    from .studies.plans import ensemble_of
-
-    found: dict[tuple[str, int], list] = {}
-    for member in record.members:
-        task = ensemble_of(member.group)
-        if task is not None:
-            found.setdefault((task, member.seed), []).append(member)
-    return {key: [m.run_id for m in members] for key, members in found.items()
-            if all(m.state == "finished" and m.run_id for m in members)}
-
-
 def combine_predictions(predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The ensemble's prediction from its members' (``predict.predict_tensor``) of one task.
 
@@ -193,3 +177,11 @@ def _softmax(logits: Sequence[float]) -> list[float]:
     exps = [math.exp(v - top) for v in logits]
     total = sum(exps)
     return [e / total for e in exps]
+
+
+def __getattr__(name: str) -> Any:
+    """``ensemble_runs`` reads a study's record, so it lives in ``mtlcore.studies.plans``; the old path still works."""
+    if name == "ensemble_runs":
+        from .studies.plans import ensemble_runs
+        return ensemble_runs
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

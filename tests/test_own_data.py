@@ -13,7 +13,8 @@ from PIL import Image
 from mtlcore import ExperimentConfig, fit
 from mtlcore.data import DATASETS, dataset_info, list_datasets, load_dataset, own, refresh_datasets
 from mtlcore.data import own_import
-from mtlcore.data.own_import import DataImportError, delete_dataset, import_images, import_table, preview
+from mtlcore.data.own_import import DataImportError, import_images, import_table, preview
+from mtlcore.runs.datasets import delete_dataset
 from mtlcore.images import read_image
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}

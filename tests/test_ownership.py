@@ -241,7 +241,8 @@ def lab(tmp_path, monkeypatch):
 
 
 def test_only_whoever_imported_a_dataset_or_the_teacher_may_delete_it(lab):
-    from mtlcore.data.own_import import DataImportError, dataset_owner, delete_dataset, import_table
+    from mtlcore.data.own_import import DataImportError, dataset_owner, import_table
+    from mtlcore.runs.datasets import delete_dataset
 
     alice = browser("alice")
     import_table(table_csv(), "houses", targets=["kind"], owner=alice)
@@ -260,7 +261,8 @@ def test_only_whoever_imported_a_dataset_or_the_teacher_may_delete_it(lab):
 
 
 def test_a_dataset_that_queued_or_running_runs_use_cannot_be_deleted_and_the_sentence_names_them(lab):
-    from mtlcore.data.own_import import DataImportError, delete_dataset, import_table
+    from mtlcore.data.own_import import DataImportError, import_table
+    from mtlcore.runs.datasets import delete_dataset
 
     alice = browser("alice")
     import_table(table_csv(), "houses", targets=["kind"], owner=alice)

@@ -26,8 +26,9 @@ from mtlcore.data.download import DownloadError
 from mtlcore.data.folders import data_home
 from mtlcore.data.import_job import ImportJob
 from mtlcore.data.own_import import (
-    IGNORE, MAX_ARCHIVE_BYTES, DataImportError, dataset_owner, delete_dataset, import_images, import_table, preview,
+    IGNORE, MAX_ARCHIVE_BYTES, DataImportError, dataset_owner, import_images, import_table, preview,
 )
+from mtlcore.runs.datasets import delete_dataset
 from ui.safe_text import md, say
 from ui.session import owner
 from ui.machine_report import machine_report_expander

@@ -25,7 +25,7 @@ def format_results(summary: dict) -> str:
 
 def run(args) -> int:
     from ..callbacks import ProgressBar, RunFiles
-    from ..config import validate
+    from ..validation import validate
     from ..engine import fit
 
     config = validate(config_from_args(args))

@@ -523,20 +523,14 @@ def may_delete_dataset(name: str, by=None) -> bool:
     return as_owner(by).may_change(*dataset_owner(name))
 
 
-def runs_using(name: str) -> list:
-    """Queued or running runs that train on dataset ``name`` (they would fail if it went away)."""
-    from ..runs.record import ACTIVE_STATES
-    from ..runs.store import RunStore  # imported here: the run store sits above the data package
-
-    return [r for r in RunStore().list_runs(states=ACTIVE_STATES) if r.config.dataset.name == name]
-
-
-def delete_dataset(name: str, by=None) -> None:
+def remove_dataset(name: str, by, in_use: Callable[[str], list]) -> None:
     """Remove an imported dataset's folder and forget it; built-in datasets cannot be deleted.
 
     ``by`` is who asks (an Owner or a name; None: the machine's user). Only
     whoever imported it, the teacher or the machine's user may; and not while
-    queued or running runs use it (one DataImportError sentence each).
+    ``in_use(name)`` lists runs that use it (one DataImportError sentence each).
+    Call ``mtlcore.runs.datasets.delete_dataset``, which asks the run store
+    for those runs: the data package sits below the store and cannot ask it.
     """
     from ..owners import as_owner
     from .own import forget
@@ -548,7 +542,7 @@ def delete_dataset(name: str, by=None) -> None:
     owner_name, owner_key = dataset_owner(name)
     if not by.may_change(owner_name, owner_key):
         raise DataImportError(by.refusal(f"the dataset {name!r}", owner_name, owner_key, "delete"))
-    busy = runs_using(name)
+    busy = in_use(name)
     if busy:
         listed = ", ".join(f"{r.id} ({r.state})" for r in busy[:5]) + (f" and {len(busy) - 5} more" if len(busy) > 5 else "")
         raise DataImportError(f"The dataset {name!r} cannot be deleted while runs use it: {listed}; stop them "

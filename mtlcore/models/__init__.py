@@ -16,10 +16,17 @@ from .trunks import TRUNKS, build_trunk, trunk_problem
 from . import hard, soft, cross_stitch, mmoe  # noqa: F401  (registers them)
 
 if TYPE_CHECKING:
+    import torch
+
     from ..config import ExperimentConfig
     from ..data import TaskSpec
 
-__all__ = ["ARCHITECTURES", "TRUNKS", "MultiTaskModel", "build_model", "model_problem"]
+__all__ = ["ARCHITECTURES", "TRUNKS", "MultiTaskModel", "build_model", "count_parameters", "model_problem"]
+
+
+def count_parameters(model: "torch.nn.Module") -> int:
+    """Trainable numbers in ``model`` (what a parameter budget counts)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def model_problem(config: "ExperimentConfig", input_kind: str, dataset: str) -> str | None:

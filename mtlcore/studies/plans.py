@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from itertools import combinations
+from typing import Any
 
 from ..compare import baseline_config
-from ..config import ConfigError, ExperimentConfig, WeightingConfig, set_key, validate
+from ..config import ConfigError, ExperimentConfig, WeightingConfig, set_key
+from ..validation import validate
 from .spec import DEFAULT_METHODS, MAX_MEMBERS, StudyError, StudySpec, check_spec
 
 
@@ -69,6 +71,20 @@ def ensemble_of(group: str) -> str | None:
     if not group.startswith("ensemble:") or "#" not in group:
         return None
     return group[len("ensemble:"):].rsplit("#", 1)[0]
+
+
+def ensemble_runs(record: Any) -> dict[tuple[str, int], list[str]]:
+    """The finished ensembles of an mtl-vs-ensemble study (a ``StudyRecord``): (task, seed) -> member run ids.
+
+    Only ensembles whose every member finished are listed.
+    """
+    found: dict[tuple[str, int], list] = {}
+    for member in record.members:
+        task = ensemble_of(member.group)
+        if task is not None:
+            found.setdefault((task, member.seed), []).append(member)
+    return {key: [m.run_id for m in members] for key, members in found.items()
+            if all(m.state == "finished" and m.run_id for m in members)}
 
 
 def sweep_weights(steps: int) -> list[float]:
