@@ -122,6 +122,9 @@ def fit_packed(configs: Sequence[ExperimentConfig], callbacks: Sequence[Sequence
             if idx.shape[1] < 2:
                 break  # a last batch of one sample: BatchNorm cannot normalise it (as fit)
             for m in members:
+                if m.status == "running":  # live steering: a member's new loss weights act from this step
+                    for cb in m.callbacks:
+                        cb.on_step_begin(m.run)
                 if m.callbacks and m.status == "running" and any(cb.should_stop() for cb in m.callbacks):
                     _stop(packed, members, m, "cancelled",
                           f"Cancelled at step {m.run.step} (epoch {epoch}).")
