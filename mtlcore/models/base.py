@@ -28,6 +28,8 @@ class MultiTaskModel(nn.Module):
     summary: ClassVar[str] = ""
     #: False when no parameter is shared (soft sharing ties copies instead).
     has_shared_parameters: ClassVar[bool] = True
+    #: Flat config keys that only this architecture reads (the Train page shows their controls for it alone).
+    uses: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, tasks: dict[str, int]):
         """``tasks`` maps each task name to its output size."""

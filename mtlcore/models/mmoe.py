@@ -22,6 +22,7 @@ from .base import ARCHITECTURES, MultiTaskModel, TrunkFactory, last_weights
 @ARCHITECTURES.register("mmoe")
 class MMoE(MultiTaskModel):
     summary = "Shared experts; each task's gate chooses its own mix of them."
+    uses = ("model.num_experts", "model.expert_hidden")
 
     def __init__(self, tasks: dict[str, int], make_trunk: TrunkFactory,
                  input_shape: tuple[int, ...] = (), num_experts: int = 4, head_hidden: int = 0,

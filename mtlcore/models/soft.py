@@ -30,6 +30,7 @@ from .base import ARCHITECTURES, MultiTaskModel, TrunkFactory
 class SoftSharing(MultiTaskModel):
     summary = "One network per task, pulled together by a penalty on their differences."
     has_shared_parameters = False
+    uses = ("reg.soft_lambda", "reg.soft_norm")
 
     def __init__(self, tasks: dict[str, int], make_trunk: TrunkFactory,
                  soft_lambda: float = 0.01, soft_norm: str = "l2", head_hidden: int = 0, **_):
