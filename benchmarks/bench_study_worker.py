@@ -10,11 +10,11 @@ store). Two ways, each with its own worker and data folder, taken in turns
 
     one at a time   what workers did before: the study queues members one
                     by one under the cap, the worker claims one run and
-                    trains it with ``fit`` (``packed_batch`` answers "alone"
-                    everywhere, in this process and in the worker)
+                    trains it with ``fit`` (packing off, MTL_PACKING=0,
+                    in this process and in the worker)
     packed          as shipped: the study queues each packable batch whole,
                     the worker claims it and trains it with
-                    ``mtlcore.packed.fit_many`` (MAX_PACKED_RUNS at a time)
+                    ``mtlcore.packing.fit_many`` (MAX_PACKED_RUNS at a time)
 
 The study: synthetic data at correlations 1, 0.5, 0, -0.5; each task alone,
 hard sharing and MMoE, over 3 seeds: 48 runs of 10 epochs. Identical runs are
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from mtlcore.devices import resolve_device  # noqa: E402
 from mtlcore.runs import Runner, RunStore  # noqa: E402
-from mtlcore.runs import runner as runner_module  # noqa: E402
+from mtlcore.packing.grouping import PACKING_VARIABLE  # noqa: E402
 from mtlcore.studies import StudySpec, StudyStore, default_base, plan  # noqa: E402
 from bench_train import machine  # noqa: E402
 
@@ -67,26 +67,25 @@ if threads:  # run_worker asks for the cores less one; the benchmark fixes the n
     fixed = torch.set_num_threads
     torch.set_num_threads = lambda n: fixed(threads)
 from mtlcore.runs import run_worker, runner, worker
-if way == "one at a time":
-    runner.packed_batch = worker.packed_batch = lambda configs, device=None, limit=None: [0]
+import os
+if way == "one at a time":  # packing off: the worker claims one run at a time
+    os.environ["MTL_PACKING"] = "0"
 run_worker(home, idle_exit=3600)
 """
-
-
-def alone(configs, device=None, limit=None) -> list[int]:
-    return [0]
 
 
 @contextmanager
 def packing(way: str):
     """In this process (where the study is started, as on the page): pack or not."""
-    shipped = runner_module.packed_batch
-    if way == "one at a time":
-        runner_module.packed_batch = alone
+    shipped = os.environ.get(PACKING_VARIABLE)
+    if way == "one at a time":  # packing off: the study queues its members one by one (Runner.next_batch)
+        os.environ[PACKING_VARIABLE] = "0"
     try:
         yield
     finally:
-        runner_module.packed_batch = shipped
+        os.environ.pop(PACKING_VARIABLE, None)
+        if shipped is not None:
+            os.environ[PACKING_VARIABLE] = shipped
 
 
 def relatedness(seeds: int) -> StudySpec:

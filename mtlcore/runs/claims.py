@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from ..packing.grouping import part_size  # imports no torch
 from . import run_files
 from .database import reading, writing
 from .errors import ClaimLost
@@ -78,6 +79,45 @@ class ClaimsMixin:
             for run_id in run_ids:
                 row = conn.execute("SELECT started_at FROM runs WHERE id = ? AND state = ?", (run_id, QUEUED)).fetchone()
                 if row is None or self._set_aside_if_rolled_back(conn, run_id, row["started_at"], now):
+                    continue
+                conn.execute(
+                    "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '', claim = ? "
+                    "WHERE id = ?",
+                    (RUNNING, now, now, worker, new_claim(), run_id),
+                )
+                claimed.append(run_id)
+        for run_id in claimed:
+            self._keep_row_file(run_id)
+        return [self.get_run(run_id) for run_id in claimed]
+
+    def claim_pack(self, worker: str, lead: RunRecord, limit: int | None = None) -> list[RunRecord]:
+        """Claim the queued runs that train packed with ``lead`` (already claimed by ``worker``); return them.
+
+        One query finds them: the queued runs with the lead's stored pack key
+        (decided when each was queued: mtlcore.packing.grouping), whoever's
+        they are; no dataset is loaded and no model built. They are taken in
+        the fair queue's order, so when more pack than one pack holds, each
+        person's first run comes first; the lead and they are cut into equal
+        packs of at most ``limit`` (None: the lead's stored pack_batch) and
+        the first pack's runs claimed in the same transaction. A lead with no
+        key trains alone and claims nothing.
+        """
+        if lead.pack_key is None:
+            return []
+        now = time.time()
+        claimed: list[str] = []
+        with writing(self.db_path) as conn:
+            same = {row["id"]: row["started_at"] for row in conn.execute(
+                "SELECT id, started_at FROM runs WHERE state = ? AND pack_key = ? AND id != ?",
+                (QUEUED, lead.pack_key, lead.id))}
+            if not same:
+                return []
+            order = [run_id for run_id in fair_order_ids(conn) if run_id in same]
+            wanted = part_size(1 + len(order), limit or lead.pack_batch or 1) - 1
+            for run_id in order:
+                if len(claimed) == wanted:
+                    break
+                if self._set_aside_if_rolled_back(conn, run_id, same[run_id], now):
                     continue
                 conn.execute(
                     "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '', claim = ? "

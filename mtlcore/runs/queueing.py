@@ -13,6 +13,7 @@ from typing import Sequence
 
 from ..config import ExperimentConfig
 from ..owners import Owner, as_owner, fold_name
+from ..packing.grouping import packing_of  # imports no torch until a key is computed
 from . import queue_order
 from .database import reading, writing
 from .errors import QueueFullError
@@ -48,6 +49,8 @@ class QueueMixin:
         it has trained.
         """
         rows = [(config.to_json(), label) for config, label in zip(configs, labels, strict=True)]
+        # How each packs is decided here, once, and stored: workers claim by the key, never recompute it.
+        packings = [packing_of(config) for config in configs]
         owner = as_owner(owner)
         while True:
             now = time.time()
@@ -57,10 +60,11 @@ class QueueMixin:
                     if cap is not None:
                         check_cap(conn, owner, cap)
                     conn.executemany(
-                        "INSERT INTO runs (id, label, owner, owner_key, state, config, created_at, study_id) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(run_id, label, owner.name, owner.key_hash, QUEUED, config_json, now, study_id)
-                         for run_id, (config_json, label) in zip(run_ids, rows)],
+                        "INSERT INTO runs (id, label, owner, owner_key, state, config, created_at, study_id, "
+                        "pack_key, pack_batch, pack_on_cpu) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(run_id, label, owner.name, owner.key_hash, QUEUED, config_json, now, study_id,
+                          packing.key, packing.batch, int(packing.on_cpu))
+                         for run_id, (config_json, label), packing in zip(run_ids, rows, packings)],
                     )
                 return [self.get_run(run_id) for run_id in run_ids]
             except sqlite3.IntegrityError:

@@ -54,6 +54,11 @@ class RunRecord:
     study_id: str | None = None  # set when the run belongs to a study
     owner_key: str | None = None  # SHA-256 of its owner's browser key (mtlcore.owners); None: no key
     claim: str | None = None  # the token of its worker's claim while it runs (fencing: errors.ClaimLost)
+    # How it packs, decided when it was queued (mtlcore.packing.grouping.packing_of); a worker claims
+    # the queued runs with its lead's pack_key (RunStore.claim_pack). None: it trains alone.
+    pack_key: str | None = None
+    pack_batch: int | None = None  # the most runs in its pack
+    pack_on_cpu: bool = False  # whether stacking its model pays on a CPU too (not for CNNs)
 
     @property
     def is_active(self) -> bool:

@@ -18,7 +18,15 @@ def record_from_row(row: sqlite3.Row) -> RunRecord:
         created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
         progress=row["progress"], summary=json.loads(row["summary"]) if row["summary"] else None,
         worker=row["worker"], study_id=row["study_id"], owner_key=row["owner_key"], claim=row["claim"],
+        **_packing(row),
     )
+
+
+def _packing(row: sqlite3.Row) -> dict:
+    """The row's pack columns (an old store opened read-only may lack them: the run then trains alone)."""
+    if "pack_key" not in row.keys():
+        return {}
+    return {"pack_key": row["pack_key"], "pack_batch": row["pack_batch"], "pack_on_cpu": bool(row["pack_on_cpu"])}
 
 
 def rows_by_id(conn: sqlite3.Connection, run_ids: Sequence[str]) -> list[sqlite3.Row]:

@@ -27,17 +27,13 @@ from typing import Sequence
 
 from ..config import ExperimentConfig, validate
 from ..owners import Owner
+# Packing is decided by mtlcore.packing (when a run is queued: the store's insert); the names stay importable here.
+from ..packing.grouping import MAX_PACKED_RUNS, PACKING_VARIABLE, first_pack, packing_enabled  # noqa: F401
 from .processes import host_name, stop_process
 from .store import RunStore
 
 # Where ``python -m mtlcore`` is importable from, for workers started in another folder.
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
-
-# A worker trains at most this many small runs together as one packed group.
-# Measured with fit_packed on the relatedness study's MLPs (2-core machine,
-# 1 thread): 8 runs 2.2x faster than one by one, 16 runs 2.9x, 24 runs 3.0x,
-# 36 runs 2.7x; and everyone queued behind a group waits for all of it.
-MAX_PACKED_RUNS = 24
 
 # A worker the app started exits after this long without work, so that a
 # closed app leaves no process polling the store or holding (GPU) memory;
@@ -45,37 +41,8 @@ MAX_PACKED_RUNS = 24
 IDLE_EXIT_SECONDS = 900
 
 
-def packed_batch(configs: Sequence[ExperimentConfig], device: str | None = None,
-                 limit: int | None = None) -> list[int]:
-    """Indices of ``configs`` that train together with ``configs[0]`` as one packed group, 0 first.
-
-    ``[0]`` alone when nothing packs with it. The group is what
-    ``mtlcore.packed.pack_groups`` forms on ``device`` (None: each config's
-    own): the same ``pack_key``, data of the same sizes, one template model,
-    and only where stacking pays. A group larger than ``limit`` (None:
-    MAX_PACKED_RUNS) is cut into equal parts and the first part returned:
-    36 runs train as two groups of 18, not as 24 and then 12.
-    """
-    from ..packed import pack_groups, pack_key  # imports torch: only once a batch is formed
-
-    limit = limit or MAX_PACKED_RUNS
-    key = pack_key(configs[0])
-    if key is None:
-        return [0]
-    candidates = [i for i, config in enumerate(configs) if i == 0 or pack_key(config) == key]
-    try:
-        groups = pack_groups([configs[i] for i in candidates], device)
-    except Exception:  # packing is only a speed-up: whatever is wrong, fit reports it for the run alone
-        return [0]
-    group = next(g for g in groups if 0 in g)
-    parts = -(-len(group) // limit)
-    size = -(-len(group) // parts)
-    return [candidates[i] for i in group[:size]]
-
-
 WORKERS_VARIABLE = "MTL_WORKERS"  # how many background workers; unset or "auto": default_worker_count's rule
 THREADS_VARIABLE = "MTL_WORKER_THREADS"  # torch threads in each worker; unset: threads_per_worker's rule
-PACKING_VARIABLE = "MTL_PACKING"  # 0 turns packing off: every run trains alone (for comparisons)
 
 
 # On a CPU, at most this many workers by default: each holds torch and its data in memory
@@ -141,11 +108,6 @@ def threads_per_worker(workers: int | None = None, cores: int | None = None) -> 
         except ValueError:
             workers = auto_worker_count(cores)
     return max(1, (cores - 1) // max(1, workers))
-
-
-def packing_enabled() -> bool:
-    """Whether workers pack compatible queued runs together (MTL_PACKING=0 turns it off)."""
-    return os.environ.get(PACKING_VARIABLE, "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 def workers_text(workers: int | None = None) -> str:
@@ -225,12 +187,14 @@ class Runner:
     def next_batch(self, configs: Sequence[ExperimentConfig]) -> list[int]:
         """Indices of ``configs`` to queue together with the first: those a worker will pack with it.
 
-        ``[0]`` alone with Ray, whose dispatcher sends every run to the
-        cluster as a task of its own.
+        The packing package's rule (``packing.grouping.first_pack``: the same
+        pack key, at most one pack). ``[0]`` alone with Ray, whose dispatcher
+        sends every run to the cluster as a task of its own, and with packing
+        off (MTL_PACKING=0), where every run trains alone anyway.
         """
-        if self.ray_address:
+        if self.ray_address or not packing_enabled():
             return [0]
-        return packed_batch(configs)
+        return first_pack(configs)
 
     def has_room(self, owner: Owner | str) -> bool:
         """Whether ``owner`` is under the queue cap, i.e. may queue a run (or a batch) now."""

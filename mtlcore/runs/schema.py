@@ -117,6 +117,10 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("studies", "owner_key", "TEXT"),
     # The token of the claim a worker holds on a running run (fencing: see errors.ClaimLost); NULL: none.
     ("runs", "claim", "TEXT"),
+    # How a run packs, decided when it is queued (mtlcore.packing.grouping.packing_of); NULL key: it trains alone.
+    ("runs", "pack_key", "TEXT"),
+    ("runs", "pack_batch", "INTEGER"),  # the most runs in its pack
+    ("runs", "pack_on_cpu", "INTEGER NOT NULL DEFAULT 0"),  # 1: stacking its model pays on a CPU too
 ]
 
 # Made after ADDED_COLUMNS, so an index may name an added column.
@@ -124,6 +128,7 @@ INDEXES = """
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_owner ON runs(owner, state);
 CREATE INDEX IF NOT EXISTS runs_by_study ON runs(study_id);
+CREATE INDEX IF NOT EXISTS runs_by_pack_key ON runs(pack_key, state);
 CREATE INDEX IF NOT EXISTS studies_by_owner ON studies(owner, created_at);
 """
 
