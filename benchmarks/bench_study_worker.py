@@ -67,10 +67,11 @@ if threads:  # run_worker asks for the cores less one; the benchmark fixes the n
     fixed = torch.set_num_threads
     torch.set_num_threads = lambda n: fixed(threads)
 from mtlcore.runs import run_worker, runner, worker
+from mtlcore.studies import advance_studies
 import os
 if way == "one at a time":  # packing off: the worker claims one run at a time
     os.environ["MTL_PACKING"] = "0"
-run_worker(home, idle_exit=3600)
+run_worker(home, idle_exit=3600, after_each_run=[advance_studies])  # as `python -m mtlcore worker` does
 """
 
 

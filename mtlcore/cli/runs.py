@@ -86,7 +86,10 @@ def worker(args) -> int:
     _store(args)  # a clear sentence for an unwritable folder, before loading torch models
     if args.ray:
         return _ray_worker(args)
-    trained = run_worker(args.home, once=args.once, idle_exit=args.idle_exit, device=args.device)
+    from ..studies import advance_studies  # studies move on after every run, with no page open
+
+    trained = run_worker(args.home, once=args.once, idle_exit=args.idle_exit, device=args.device,
+                         after_each_run=[advance_studies])
     print(f"Worker stopped after training {trained} run(s).")
     return 0
 
@@ -100,7 +103,9 @@ def _ray_worker(args) -> int:
         raise CommandError("--ray needs Ray: pip install -r requirements-ray.txt") from None
     # --once means "until the queue is empty" here: runs train side by side, not one at a time.
     idle_exit = 0.0 if args.once else args.idle_exit
-    ended = run_ray_dispatcher(args.home, args.ray, idle_exit=idle_exit)
+    from ..studies import advance_studies
+
+    ended = run_ray_dispatcher(args.home, args.ray, idle_exit=idle_exit, after_each_run=[advance_studies])
     print(f"Ray dispatcher stopped after {ended} run(s) ended.")
     return 0
 

@@ -37,14 +37,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .checkpoints import write_checkpoint_bytes_while_held
 from .errors import ClaimLost
 from .processes import worker_name
 from .record import FAILED, INTERRUPTED, RunRecord
 from .store import HEARTBEAT_EVERY, RunStore
-from .worker import POLL_EVERY, _stop_on_signals, advance_studies
+from .worker import POLL_EVERY, AfterRun, _stop_on_signals, call_hooks
 
 RAY_DEVICE = "ray"  # how the dispatcher's worker row names its device
 SLOTS_EVERY = 5.0  # seconds between looks at the cluster's size (it may grow or shrink)
@@ -80,8 +80,12 @@ def connect(address: str) -> bool:
     return True
 
 
-def run_ray_dispatcher(home: Path | str | None, address: str, idle_exit: float | None = None) -> int:
-    """Connect to Ray at ``address`` and dispatch queued runs until stopped; return how many ended."""
+def run_ray_dispatcher(home: Path | str | None, address: str, idle_exit: float | None = None,
+                       after_each_run: Sequence[AfterRun] = ()) -> int:
+    """Connect to Ray at ``address`` and dispatch queued runs until stopped; return how many ended.
+
+    ``after_each_run`` as for ``run_worker``: called with the store whenever runs have ended.
+    """
     import ray
 
     store = RunStore(home)
@@ -90,7 +94,7 @@ def run_ray_dispatcher(home: Path | str | None, address: str, idle_exit: float |
     # After ray.init, which sets SIGTERM handlers of its own: ours must win, to stop cleanly.
     previous_handlers = _stop_on_signals(shutdown)
     try:
-        return RayDispatcher(store, address).run(shutdown, idle_exit)
+        return RayDispatcher(store, address, after_each_run=after_each_run).run(shutdown, idle_exit)
     finally:
         if connected:
             ray.shutdown()
@@ -116,10 +120,12 @@ class RayDispatcher:
     reach into it to kill a task).
     """
 
-    def __init__(self, store: RunStore, address: str = "", name: str | None = None):
+    def __init__(self, store: RunStore, address: str = "", name: str | None = None,
+                 after_each_run: Sequence[AfterRun] = ()):
         from .ray_remote import Mailbox
 
         self.store, self.address = store, address
+        self.after_each_run = tuple(after_each_run)
         self.name = name or worker_name()
         self.mailbox = Mailbox.remote()
         self.held: dict[str, HeldRun] = {}
@@ -198,7 +204,7 @@ class RayDispatcher:
         for run_id in ended:
             self._finish(run_id, self.held.pop(run_id))
         if ended:
-            advance_studies(self.store)
+            call_hooks(self.after_each_run, self.store)
         return len(ended)
 
     def _write(self, run_id: str, messages: list[tuple], checkpoint: bytes | None) -> None:

@@ -9,15 +9,19 @@ without a word (SIGKILL, power cut), the missing heartbeat and process tell
 the store to mark its runs ``interrupted``.
 
 Which run is next is the fair queue's choice (round-robin between people,
-mtlcore.runs.queue_order). Packing: with that run the worker also claims, in
-one query, the queued runs with the same pack key (decided and stored when
-each run was queued, mtlcore.packing.grouping: no dataset is loaded here),
-where stacking pays on this worker's device (at most the pack's stored
-batch), and trains them with ``fit_many``. A study's dozen
+mtlcore.runs.queue_order). Packing: with that run the worker also claims the queued runs
+that ``mtlcore.packed`` can train together with it as one stacked model
+(the same ``pack_key``, where stacking pays on this worker's device; at
+most MAX_PACKED_RUNS), and trains them with ``fit_many``. A study's dozen
 small runs then cost about as much as a few. Each member keeps its own
 ``StoreCallback``, so its metrics, checkpoints, cancel and ending land in
 the store exactly as for a run trained alone; a run that packs with
 nothing trains alone with ``fit``, as before.
+
+After every run (or packed group) the worker calls the hooks it was given
+(``after_each_run``): the command line hands it the studies' ``advance_studies``,
+so a study queues its next members with no page open. The worker itself
+knows nothing of studies (studies build on runs, not the other way round).
 
 A failing run never takes the worker down: its error is recorded as the
 run's message (state ``failed``) and the worker moves on. When a packed
@@ -42,35 +46,37 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
 from ..engine import Callback, FitResult, fit
-from ..devices import resolve_device
-from ..packing import fit_many
-from ..packing.grouping import packing_enabled, pays_on
+from ..packed import fit_many, pack_key
 from . import integrity
 from .callback import StoreCallback
 from .steering_callback import SteeringCallback
 from .errors import ClaimLost, StoreDamaged, StoreError, StoreUnwritable
 from .processes import worker_name
 from .record import CANCELLED, FAILED, FINAL_STATES, INTERRUPTED, RunRecord
-from .runner import threads_per_worker
+from .runner import packed_batch, packing_enabled, threads_per_worker
 from .store import HEARTBEAT_EVERY, RunStore
 
 POLL_EVERY = 0.2  # seconds between looks at an empty queue
+# What a worker calls after each run or packed group, with its store (e.g. mtlcore.studies.advance_studies).
+AfterRun = Callable[[RunStore], object]
 SHUTDOWN_MESSAGE = "Its worker was shut down during training; the metrics logged so far are kept."
 
 
 def run_worker(home: Path | str | None = None, once: bool = False, idle_exit: float | None = None,
-               device: str | None = None) -> int:
+               device: str | None = None, after_each_run: Sequence[AfterRun] = ()) -> int:
     """Train queued runs until stopped; return how many runs it trained.
 
     ``once``: train at most one run (or one packed group), then return.
     ``idle_exit``: return after that many seconds with an empty queue (None:
     wait forever). ``device``: train on this device whatever the config says
     (the runner gives each worker its own GPU), except that a config asking
-    for ``cpu`` keeps it.
+    for ``cpu`` keeps it. ``after_each_run``: called with the store after
+    every run or packed group (see ``call_hooks``).
     """
     # The cores shared out between the workers, one left to the web server (runner.threads_per_worker).
     torch.set_num_threads(_threads())
@@ -87,7 +93,7 @@ def run_worker(home: Path | str | None = None, once: bool = False, idle_exit: fl
         beat.start()
         _warm_up()
         with store.kept_open():  # many small writes: each several times cheaper
-            _work(store, name, beat, shutdown, once, idle_exit, device, trained)
+            _work(store, name, beat, shutdown, once, idle_exit, device, trained, tuple(after_each_run))
     except (StoreUnwritable, StoreDamaged) as error:  # the store itself cannot be used: say so and stop
         _log(f"Worker stopped: {error}")
     finally:
@@ -102,7 +108,8 @@ def run_worker(home: Path | str | None = None, once: bool = False, idle_exit: fl
 
 
 def _work(store: RunStore, name: str, beat: "_Heartbeat", shutdown: threading.Event, once: bool,
-          idle_exit: float | None, device: str | None, trained: list[int]) -> None:
+          idle_exit: float | None, device: str | None, trained: list[int], after_each_run: tuple[AfterRun, ...]
+          ) -> None:
     """The loop: claim the next queued run (fair queue) and its packing partners, train them, repeat.
 
     Counts the runs trained in ``trained[0]`` (kept when the store fails part-way).
@@ -123,7 +130,7 @@ def _work(store: RunStore, name: str, beat: "_Heartbeat", shutdown: threading.Ev
         else:
             train_group(store, group, shutdown, device)
         beat.runs = {}
-        advance_studies(store)
+        call_hooks(after_each_run, store)
         trained[0] += len(group)
         idle_since = time.monotonic()
         if once:
@@ -134,23 +141,21 @@ def claim_partners(store: RunStore, worker: str, lead: RunRecord, device: str | 
                    limit: int | None = None) -> list[RunRecord]:
     """Claim the queued runs to train packed with ``lead`` (already claimed); return those claimed.
 
-    The queued runs with ``lead``'s stored pack key, whoever's they are,
-    in the fair queue's order, at most ``limit`` (None: the lead's stored
-    pack batch) with ``lead`` (``RunStore.claim_pack``: one query, only
-    runs still queued). None when packing is off (MTL_PACKING=0), when
-    ``lead`` trains alone, or when stacking its model does not pay on this
-    worker's device (a CNN on a CPU), a question its stored ``pack_on_cpu``
-    answers without building the model.
+    Candidates are the queued runs with ``lead``'s ``pack_key``, whoever's
+    they are, in the fair queue's order (``RunStore.queued_runs``); ``packed_batch`` keeps those that
+    ``fit_many`` will really stack on this worker's device, at most
+    ``limit`` (None: the runner's MAX_PACKED_RUNS) with ``lead``. Another worker may claim
+    some meanwhile: ``claim_runs`` only takes runs still queued.
     """
-    if not packing_enabled() or lead.pack_key is None:
+    key = pack_key(lead.config) if packing_enabled() else None  # MTL_PACKING=0: every run trains alone
+    if key is None:
         return []
-    try:
-        where = _device_for(lead.config, device) or resolve_device(lead.config.device)
-    except ValueError:  # a device this machine lacks: fit says so, for the run alone
+    queued = [r for r in store.queued_runs() if pack_key(r.config) == key]
+    if not queued:
         return []
-    if not pays_on(where, lead.pack_on_cpu):
-        return []
-    return store.claim_pack(worker, lead, limit)
+    configs = [lead.config, *(r.config for r in queued)]
+    chosen = packed_batch(configs, _device_for(lead.config, device), limit)
+    return store.claim_runs(worker, [queued[i - 1].id for i in chosen if i != 0])
 
 
 def train_one(store: RunStore, record: RunRecord, shutdown: threading.Event | None = None,
@@ -261,21 +266,17 @@ def _device_for(config, device: str | None) -> str | None:
     return None if device is not None and config.device == "cpu" else device
 
 
-def advance_studies(store: RunStore) -> None:
-    """Submit the next members of studies waiting on the per-person queue cap.
+def call_hooks(hooks: Sequence[AfterRun], store: RunStore) -> None:
+    """Call each after-each-run hook with the store; a failing hook is logged, never stops the worker.
 
-    A study submits its members through the runner, so each person's cap
-    applies (a packable batch counts by its size); after every run or packed
-    group this worker moves studies on, so a study finishes even with no
-    browser tab open, and its next batch is queued before the next claim.
+    The hooks run after a run's ending is recorded and before the next
+    claim, so what a hook queues (a study's next members) can be claimed next.
     """
-    from ..studies import StudyStore  # imported late: studies build on the runner
-    from .runner import Runner
-
-    try:
-        StudyStore(store).advance_all(Runner(store, max_workers=0))
-    except Exception:  # a study's bookkeeping must never stop the worker
-        traceback.print_exc()
+    for hook in hooks:
+        try:
+            hook(store)
+        except Exception:  # someone else's bookkeeping must never stop the worker
+            traceback.print_exc()
 
 
 def _threads() -> int:

@@ -35,7 +35,7 @@ from .plans import Member, plan
 from .report import Outcome, build_result, study_document
 from .results import Spread, affinity_matrix, clearly_different, gain, mean_std, pareto_front, transfer_matrix
 from .spec import KIND_DEFAULTS, KIND_HELP, KINDS, StudyError, StudySpec, check_spec, default_base, kind_defaults
-from .store import MemberStatus, StudyRecord, StudyStore
+from .store import MemberStatus, StudyRecord, StudyStore, advance_studies
 from .tables import format_result
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "StudyRecord",
     "StudySpec",
     "StudyStore",
+    "advance_studies",
     "affinity_matrix",
     "build_result",
     "check_spec",

@@ -1,6 +1,7 @@
 """A study as one object in the run store: its members, progress, result and cancel.
 
-Two tables live beside the run store's own, in the same SQLite file:
+Two tables live beside the run store's own, in the same SQLite file (their
+schema is ``mtlcore.runs.schema``'s, with every other table's):
 
     studies        one row per study: kind, settings (StudySpec JSON), owner, state
     study_members  one row per member run the plan needs; ``run_id`` points at
@@ -24,7 +25,13 @@ nothing more of that person's is queued until it has trained. One worker
 then trains the batch at once: the default relatedness study (48 small
 runs) goes through in three batches. Whoever looks at the study (the
 Studies page polls ``advance_all``, and workers call it after every run)
-moves it on; nothing is lost while nobody looks, it only waits.
+moves it on; nothing is lost while nobody looks, it only waits. The worker
+itself knows nothing of studies: the command line that starts it hands it
+``advance_studies`` as its after-each-run hook.
+
+Reading never writes: ``get`` and ``list`` report a study whose last run has
+ended as ``finished`` at once, and ``advance`` (the one that moves a study
+on) records that ending in its row.
 
     >>> studies = StudyStore(runner.store)
     >>> record = studies.start(spec, runner, owner="alice")
@@ -43,8 +50,10 @@ from typing import Any, Iterable
 from ..compare import baseline_key
 from ..config import ExperimentConfig
 from ..owners import Owner, as_owner, fold_name
-from ..runs import ACTIVE_STATES, FINAL_STATES, NotOwnerError, QueueFullError, RunRecord, RunStore, StoreError
-from ..runs.database import add_missing_columns, reading, writing
+from ..runs import (
+    ACTIVE_STATES, FINAL_STATES, NotOwnerError, QueueFullError, RunRecord, Runner, RunStore, StoreError,
+)
+from ..runs.database import reading, writing
 from ..runs.record import new_run_id
 from .plans import Member, plan
 from .report import Outcome, study_document
@@ -55,34 +64,6 @@ PENDING = "pending"  # a member not yet submitted (waiting for a queue slot)
 FINISHED_RUN = "finished"
 # A reused run of someone else's that ended like this is trained again by this study.
 RETRAIN_STATES = ("cancelled", "interrupted")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS studies (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    label TEXT NOT NULL DEFAULT '',
-    owner TEXT NOT NULL,
-    settings TEXT NOT NULL,          -- StudySpec as JSON
-    state TEXT NOT NULL,             -- running, finished or cancelled
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    owner_key TEXT                   -- SHA-256 of the owner's browser key (mtlcore.owners); NULL: none
-);
-CREATE INDEX IF NOT EXISTS studies_by_owner ON studies(owner, created_at);
-
-CREATE TABLE IF NOT EXISTS study_members (
-    study_id TEXT NOT NULL,
-    position INTEGER NOT NULL,       -- order in the plan
-    grp TEXT NOT NULL,               -- plans.py's group name
-    seed INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    config TEXT NOT NULL,            -- ExperimentConfig as JSON
-    needs_diagnostics INTEGER NOT NULL DEFAULT 0,
-    run_id TEXT,                     -- NULL until submitted or pointed at an identical run
-    PRIMARY KEY (study_id, position)
-) WITHOUT ROWID;
-"""
-
 
 @dataclass(frozen=True)
 class MemberStatus:
@@ -148,10 +129,7 @@ class StudyStore:
     """Studies kept in the same SQLite file as the runs of ``store``."""
 
     def __init__(self, store: RunStore):
-        self.store = store
-        with reading(store.db_path) as conn:  # autocommit: executescript manages its own transaction
-            conn.executescript(SCHEMA)
-            add_missing_columns(conn)  # a studies table made by an older version lacks owner_key
+        self.store = store  # its database already has the studies' tables (mtlcore.runs.schema)
 
     def __repr__(self) -> str:
         return f"StudyStore({self.store!r})"
@@ -198,6 +176,8 @@ class StudyStore:
         pages at once: a member claimed twice keeps one run, the other is cancelled.
         """
         record = self.get(study_id)
+        if record.state == FINISHED:
+            self.record_ending(study_id)
         if record.state != RUNNING:
             return 0
         for member in record.members:
@@ -248,45 +228,76 @@ class StudyStore:
         return [waiting[i] for i in runner.next_batch([m.config for m in waiting])]
 
     def advance_all(self, runner, owner: Owner | str | None = None) -> int:
-        """``advance`` every running study (of ``owner``, if given); return how many runs were submitted."""
-        return sum(self.advance(s.id, runner) for s in self.list(owner=owner, states=(RUNNING,)))
+        """``advance`` every study still running in its row (of ``owner``, if given); return how many runs were submitted.
+
+        A study whose last run has just ended gets its ending recorded here.
+        """
+        recorded_running = self._records("s.state = ?", [RUNNING], owner)
+        return sum(self.advance(s.id, runner) for s in recorded_running)
+
+    def record_ending(self, study_id: str) -> bool:
+        """Write ``finished`` into the row of a study whose every member has ended; return whether it did.
+
+        The one write behind what ``get`` already reports: lists that filter
+        on the row (and ``cancel``'s "already ended") then agree with it.
+        """
+        record = self.get(study_id)
+        if record.state != FINISHED:
+            return False
+        with writing(self.store.db_path) as conn:
+            changed = conn.execute("UPDATE studies SET state = ?, finished_at = ? WHERE id = ? AND state = ?",
+                                   (FINISHED, record.finished_at or time.time(), study_id, RUNNING)).rowcount
+        return changed == 1
 
     # ----- reading -------------------------------------------------------------
     def get(self, study_id: str) -> StudyRecord:
-        """One study with its members' current states; an unknown id raises StoreError."""
-        with reading(self.store.db_path) as conn:
-            row = conn.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
-            if row is None:
-                raise StoreError(f"No study with id {study_id!r}; `python -m mtlcore study --help` explains studies.")
-            members = conn.execute(
-                "SELECT m.*, r.state AS run_state, r.study_id AS run_study, r.progress AS run_progress, "
-                "r.summary AS run_summary FROM study_members m LEFT JOIN runs r ON r.id = m.run_id "
-                "WHERE m.study_id = ? ORDER BY m.position", (study_id,),
-            ).fetchall()
-        record = _record(row, [_member(m, row["state"]) for m in members])
-        if record.state == RUNNING and record.members and all(m.done for m in record.members):
-            # The last run has just ended: the study is finished (recorded once, for lists).
-            with writing(self.store.db_path) as conn:
-                conn.execute("UPDATE studies SET state = ?, finished_at = ? WHERE id = ? AND state = ?",
-                             (FINISHED, time.time(), study_id, RUNNING))
-            return self.get(study_id)
-        return record
+        """One study with its members' current states (one query, no write); an unknown id raises StoreError.
+
+        A study whose every member has ended is ``finished`` here at once,
+        whether or not ``record_ending`` has written it yet.
+        """
+        records = self._records("s.id = ?", [study_id])
+        if not records:
+            raise StoreError(f"No study with id {study_id!r}; `python -m mtlcore study --help` explains studies.")
+        return records[0]
 
     def list(self, owner: Owner | str | None = None, states: Iterable[str] | None = None) -> list[StudyRecord]:
-        """Studies matching the filters, newest first; ``owner`` as in ``RunStore.list_runs``."""
-        where, params = [], []
-        if states is not None:
-            states = list(states)
-            where.append(f"state IN ({', '.join('?' * len(states))})")
-            params.extend(states)
-        sql = "SELECT id, owner, owner_key FROM studies" + (" WHERE " + " AND ".join(where) if where else "")
+        """Studies matching the filters, newest first, in one query; ``owner`` as in ``RunStore.list_runs``.
+
+        ``states`` are the states ``get`` reports (a study whose runs have all
+        ended is ``finished``, recorded or not).
+        """
+        if states is None:
+            return self._records("1", [], owner)
+        states = set(states)
+        # A row still says running until its ending is recorded: look at those rows for "finished" too.
+        stored = states | ({RUNNING} if FINISHED in states else set())
+        if not stored:
+            return []
+        wanted = self._records(f"s.state IN ({', '.join('?' * len(stored))})", sorted(stored), owner)
+        return [record for record in wanted if record.state in states]
+
+    def _records(self, where: str, params: list, owner: Owner | str | None = None) -> list[StudyRecord]:
+        """The studies whose row matches ``where`` (SQL on ``s``, the studies table), with their members: one query."""
         with reading(self.store.db_path) as conn:
-            rows = conn.execute(sql + " ORDER BY created_at DESC, rowid DESC", params).fetchall()
+            rows = conn.execute(
+                f"SELECT {_STUDY_COLUMNS}, {_MEMBER_COLUMNS} FROM studies s "
+                "LEFT JOIN study_members m ON m.study_id = s.id LEFT JOIN runs r ON r.id = m.run_id "
+                f"WHERE {where} ORDER BY s.created_at DESC, s.rowid DESC, m.position", params,
+            ).fetchall()
         if isinstance(owner, Owner):
             rows = [r for r in rows if owner.owns(r["owner"], r["owner_key"])]
         elif owner is not None:
             rows = [r for r in rows if fold_name(r["owner"]) == fold_name(owner)]
-        return [self.get(r["id"]) for r in rows]
+        by_study: dict[str, list] = {}
+        for row in rows:
+            by_study.setdefault(row["id"], []).append(row)
+        records = []
+        for study_rows in by_study.values():
+            member_rows = [m for m in study_rows if m["position"] is not None]  # LEFT JOIN: a study with none
+            members = [_member(m, study_rows[0]["state"]) for m in member_rows]
+            records.append(_record(study_rows[0], members, member_rows))
+        return records
 
     def result(self, study_id: str) -> dict[str, Any]:
         """The study's result from the members finished so far (the content of result.json)."""
@@ -375,9 +386,16 @@ def default_label(spec: StudySpec) -> str:
     return f"{spec.kind} · {spec.base.dataset.name}: {', '.join(spec.base.tasks)}"
 
 
+# The columns ``_records`` selects: the study's own, then its member's and the member's run (prefixed).
+_STUDY_COLUMNS = "s.id, s.kind, s.label, s.owner, s.owner_key, s.settings, s.state, s.created_at, s.finished_at"
+_MEMBER_COLUMNS = ("m.position, m.grp, m.seed, m.label AS member_label, m.config AS member_config, "
+                   "m.needs_diagnostics, m.run_id, r.state AS run_state, r.study_id AS run_study, "
+                   "r.progress AS run_progress, r.summary AS run_summary, r.finished_at AS run_finished")
+
+
 def _member(row, study_state: str) -> MemberStatus:
     run_id = row["run_id"]
-    reused = run_id is not None and row["run_study"] != row["study_id"]
+    reused = run_id is not None and row["run_study"] != row["id"]
     if run_id is None:
         state = CANCELLED if study_state == CANCELLED else PENDING
     else:
@@ -385,8 +403,8 @@ def _member(row, study_state: str) -> MemberStatus:
         if reused and state in RETRAIN_STATES and study_state == RUNNING:
             state = PENDING  # someone else's run that will not finish: this study trains it again
     return MemberStatus(
-        position=row["position"], group=row["grp"], seed=row["seed"], label=row["label"],
-        config=_member_config(row["config"]), needs_diagnostics=bool(row["needs_diagnostics"]),
+        position=row["position"], group=row["grp"], seed=row["seed"], label=row["member_label"],
+        config=_member_config(row["member_config"]), needs_diagnostics=bool(row["needs_diagnostics"]),
         run_id=run_id, state=state, progress=float(row["run_progress"] or 0.0),
         reused=reused,
         summary=json.loads(row["run_summary"]) if row["run_summary"] else None,
@@ -399,10 +417,30 @@ def _member_config(config_json: str) -> ExperimentConfig:
     return ExperimentConfig.from_json(config_json)
 
 
-def _record(row, members: list[MemberStatus]) -> StudyRecord:
+def _record(row, members: list[MemberStatus], member_rows: Iterable = ()) -> StudyRecord:
+    """The study as ``get`` reports it: a running one whose every member has ended is finished.
+
+    Its ``finished_at`` is then when its last run ended (the row records it later: ``record_ending``).
+    """
+    state, finished_at = row["state"], row["finished_at"]
+    if state == RUNNING and members and all(m.done for m in members):
+        state = FINISHED
+        finished_at = max((r["run_finished"] or 0.0 for r in member_rows), default=0.0) or None
     return StudyRecord(
         id=row["id"], kind=row["kind"], label=row["label"], owner=row["owner"],
-        spec=StudySpec.from_dict(json.loads(row["settings"])), state=row["state"],
-        created_at=row["created_at"], finished_at=row["finished_at"], members=tuple(members),
+        spec=StudySpec.from_dict(json.loads(row["settings"])), state=state,
+        created_at=row["created_at"], finished_at=finished_at, members=tuple(members),
         owner_key=row["owner_key"],
     )
+
+
+def advance_studies(store: RunStore) -> int:
+    """Move every running study on (``advance_all``); return how many runs were submitted.
+
+    The hook the command line hands a worker (``run_worker(after_each_run=...)``):
+    after every run or packed group it moves studies on, so a study finishes
+    even with no browser tab open, and its next batch is queued before the
+    next claim. Members go through a Runner that starts no workers, so each
+    person's queue cap applies (a packable batch counts by its size).
+    """
+    return StudyStore(store).advance_all(Runner(store, max_workers=0))
