@@ -27,7 +27,7 @@ import torch
 from torch.func import functional_call
 
 from .calibration import calibrate_run
-from .checkpoint import checkpoint_payload
+from .checkpoint import checkpoint_payload, load_checkpoint, restore_training_state
 from .config import ExperimentConfig, divergence_causes, validate
 from .data import MTLData, Split, TaskSpec, load_dataset
 from .devices import resolve_device
@@ -152,6 +152,8 @@ class TrainingRun:
         self.weighting: Weighting = create_weighting(config.weighting.method, **config.weighting.options)
         self.weighting.setup(list(config.tasks), dict(config.loss.weights), self.model,
                              kinds={t: spec.kind for t, spec in self.specs.items()})
+        if config.train.init_from:  # a fork: the parent's saved weights, not fresh ones
+            self.start_from(config.train.init_from)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         params = list(self.model.parameters()) + list(self.weighting.parameters())
         self.optimizer = make_optimizer(config, params, self.speed)
@@ -163,6 +165,18 @@ class TrainingRun:
         self.kept_epoch: int | None = None  # set when early stopping restores an earlier epoch
         # Softmax temperatures fitted on the validation split after training (mtlcore.calibration).
         self.temperatures: dict[str, float] = {}
+
+    def start_from(self, path: str) -> None:
+        """Load the model (and, for the same method, the weighting's state) of the checkpoint at ``path``.
+
+        (mtlcore.checkpoint owns the format; a missing or foreign file raises its CheckpointError.)
+
+        A fork keeps its parent's model (dataset, tasks, architecture), so the
+        weights fit; what it changes (weights, learning rate, optimiser,
+        epochs, regularisers) acts from its first step. The optimiser starts
+        afresh: a checkpoint keeps no optimiser state.
+        """
+        restore_training_state(self, load_checkpoint(path, self.device))
 
     def set_task_weights(self, weights: dict[str, float]) -> None:
         """Live steering: new slider weights from the next step (ValueError if the method cannot take them)."""

@@ -1,6 +1,7 @@
 """Small helpers shared by the tests that wait on background processes."""
 from __future__ import annotations
 
+import contextlib
 import time
 
 
@@ -17,3 +18,73 @@ def wait_for(condition, what: str, timeout: float = 60.0):
             return value
         time.sleep(0.05)
     raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}.")
+
+
+# ----- the app in a real browser ------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium; Playwright drives it (no `playwright install`)
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(base: str, server, timeout: float = 60.0) -> None:
+    """Until Streamlit answers its health check; one sentence if it exits or never answers."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"streamlit exited with code {server.returncode} before serving the app.")
+        try:
+            with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"The app did not answer at {base} within {timeout:.0f} s.")
+
+
+@contextlib.contextmanager
+def serve_app(home, log_path, env: dict | None = None, timeout: float = 180.0, stop_workers: bool = True):
+    """``streamlit run app.py`` on a free port with data folder ``home``; yields its base URL.
+
+    Stops the server afterwards, and the workers it started (they are detached from the app on
+    purpose, so that a rerun cannot kill them), and prints the tail of its log for a failing test.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    port = free_port()
+    log = open(log_path, "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=root, env={**os.environ, "MTL_HOME": str(home), "CUDA_VISIBLE_DEVICES": "", **(env or {})},
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base, server, timeout)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        if stop_workers and Path(home).exists():
+            from mtlcore.runs import Runner, RunStore
+            Runner(RunStore(home), max_workers=1).stop_workers(timeout=5)
+        print("--- streamlit log (tail) ---\n" + Path(log_path).read_text(errors="replace")[-3000:])

@@ -8,10 +8,7 @@ does; skipped, with the reason, where either is missing.
 from __future__ import annotations
 
 import io
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +20,8 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser test.", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
-from test_e2e_browser import browser, free_port, shot, wait_until_healthy  # noqa: E402,F401
+from helpers import serve_app  # noqa: E402
+from test_e2e_browser import browser, shot  # noqa: E402,F401
 
 # A shared, busy machine took over 30 s to render a page (load 13): limits with room, and no timing asserted.
 LIMIT_MS = 180_000
@@ -53,25 +51,8 @@ def trained_app(tmp_path):
     run_id = store.add_run(config, label="calibrated", owner="teacher").id
     assert train_one(store, store.claim_next(worker_name())) == "finished"
     fitted = store.get_run(run_id).summary["test"]["color"]["temperature"]
-    port = free_port()
-    log = open(tmp_path / "streamlit.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
-         "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env={**os.environ, "MTL_HOME": str(home), "CUDA_VISIBLE_DEVICES": ""},
-        stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, server, timeout=180)
+    with serve_app(home, tmp_path / "streamlit.log") as base:
         yield base, run_id, fitted
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def blue_square(path: Path) -> Path:

@@ -16,19 +16,16 @@ import io
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
+from helpers import BROWSER_ARGS, CHROMIUM, free_port, serve_app, wait_until_healthy  # noqa: F401 (re-exported)
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 TRAIN_QUERY = ("dataset.name=shapes&tasks=shape,color&dataset.n_samples=300&train.epochs=2"
                "&train.max_samples=200&device=cpu")
 
@@ -41,56 +38,12 @@ if not (ROOT / "app.py").exists():
     pytest.skip("app.py is not there yet: the browser test needs the whole app.", allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_healthy(base: str, server: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"streamlit exited with code {server.returncode} before serving the app.")
-        try:
-            with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"The app did not answer at {base} within {timeout:.0f} s.")
-
-
 @pytest.fixture
 def app_url(tmp_path):
     """``streamlit run app.py`` on a free port with its own data folder; stopped (and its workers) after."""
     home = tmp_path / "home"
-    port = free_port()
-    env = {**os.environ, "MTL_HOME": str(home), "CUDA_VISIBLE_DEVICES": ""}
-    log = open(tmp_path / "streamlit.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, server)
+    with serve_app(home, tmp_path / "streamlit.log", timeout=60) as base:
         yield base, home
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-        # Workers are detached from the app on purpose (a rerun must not kill them): stop them here.
-        from mtlcore.runs import Runner, RunStore
-        if home.exists():
-            Runner(RunStore(home), max_workers=1).stop_workers(timeout=5)
-        tail = (tmp_path / "streamlit.log").read_text(errors="replace")[-3000:]
-        print("--- streamlit log (tail) ---\n" + tail)
 
 
 @pytest.fixture
@@ -98,7 +51,7 @@ def browser():
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=BROWSER_ARGS,
         )
         try:
             yield chromium

@@ -7,10 +7,7 @@ streams a moving test pattern, so no real camera is needed.
 """
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,8 +23,7 @@ from mtlcore.runs.processes import worker_name  # noqa: E402
 from mtlcore.runs.worker import train_one  # noqa: E402
 from ui.live_camera import LivePrediction  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
+from helpers import BROWSER_ARGS, CHROMIUM, serve_app  # noqa: E402
 LIMIT_MS = 180_000
 
 
@@ -76,24 +72,14 @@ def test_frames_faster_than_the_limit_are_skipped_not_queued(trained):
 def test_live_camera_in_the_browser_keeps_updating_the_predictions(trained, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     pytest.importorskip("streamlit_webrtc", reason="streamlit-webrtc is not installed")
-    from test_e2e_browser import free_port, shot, wait_until_healthy
+    from test_e2e_browser import shot
 
     home, run_id, _ = trained
-    port = free_port()
-    log = open(tmp_path / "streamlit.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
-         "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env={**os.environ, "MTL_HOME": str(home), "CUDA_VISIBLE_DEVICES": ""},
-        stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, server, timeout=180)
+    with serve_app(home, tmp_path / "streamlit.log") as base:
         with sync_api.sync_playwright() as playwright:
+            # Chromium's fake camera streams a moving test pattern, and its fake prompt allows it.
             chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+                *BROWSER_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
             try:
                 context = chromium.new_context(viewport={"width": 1400, "height": 900},
                                                permissions=["camera"])
@@ -124,10 +110,3 @@ def test_live_camera_in_the_browser_keeps_updating_the_predictions(trained, tmp_
                 shot(page, "predict_live_camera.png")
             finally:
                 chromium.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()

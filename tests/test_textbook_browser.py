@@ -126,56 +126,17 @@ def test_predict_shows_the_reconstruction_beside_the_input(app_home):
 
 # ----- the same in a real browser (Debian's Chromium through Playwright), where one is installed --------
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from helpers import BROWSER_ARGS, CHROMIUM, serve_app  # noqa: E402
 
 
 @pytest.fixture
 def served(home, tmp_path):
     """``streamlit run app.py`` on the trained data folder; stopped after."""
-    import os
-    import subprocess
-    import time
-    import urllib.request
-
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium): the browser half is skipped.")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    port = _free_port()
-    log = open(tmp_path / "streamlit.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
-         "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env={**os.environ, "MTL_HOME": str(home[0]), "CUDA_VISIBLE_DEVICES": ""},
-        stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise AssertionError("The app did not start.") from None
-                time.sleep(0.3)
+    with serve_app(home[0], tmp_path / "streamlit.log", timeout=90) as base:
         yield base, home
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def test_in_a_browser_the_ensemble_study_votes_and_the_reconstruction_show(served, tmp_path):
