@@ -26,16 +26,17 @@ from typing import Any
 import torch
 from torch.func import functional_call
 
-from .calibration import calibrate_run
 from .checkpoint import checkpoint_payload, load_checkpoint, restore_training_state
-from .config import ExperimentConfig, divergence_causes, validate
+from .config import ExperimentConfig, divergence_causes
 from .data import MTLData, Split, TaskSpec, load_dataset
 from .devices import resolve_device
-from .ensemble import test_outputs
 from .diagnostics import Diagnostics, copied_buffers
 from .losses import make_loss
 from .metrics import SplitMeter, TaskMeter, score_from_losses
 from .models import MultiTaskModel, build_model
+# How a run ends, shared with the packed loop; the names stay importable from here.
+from .outcome import DIVERGED_MESSAGE, count_parameters, diverged_message, divergence, end_summary, first_non_finite  # noqa: F401
+from .optim import make_optimizer, make_scheduler  # noqa: F401  (also imported from here by the packed loop)
 from .speed import Speed, choose_speed
 from .weighting import Weighting, create_weighting
 from .weighting.jacobian import TaskGradients
@@ -43,29 +44,6 @@ from .weighting.jacobian import TaskGradients
 EVAL_BATCH = 1024
 # Key of the training split's "keeps its label" mask in a batch's targets (train.label_fraction < 1).
 LABELLED = "_labelled"
-DIVERGED_MESSAGE = (
-    "Training diverged: the loss of task {task!r} became {value} by step {step}. "
-    "Try a lower learning rate (optim.lr, e.g. {lr:g})."
-)
-
-
-def diverged_message(config: ExperimentConfig, task: str, value: float, step: int) -> str:
-    """Why a run diverged, in one sentence that names the likely cause.
-
-    A setting far above its usual range (a loss weight of 500, a weight decay
-    of 0.5) is named first: lowering the learning rate would only hide it.
-    Otherwise the learning rate is the usual culprit.
-    """
-    causes = divergence_causes(config)
-    if not causes:
-        return DIVERGED_MESSAGE.format(task=task, value=value, step=step, lr=config.optim.lr / 10)
-    return (
-        f"Training diverged: the loss of task {task!r} became {value} by step {step}. The likely cause is "
-        f"{' and '.join(causes)}, far above the usual range; make {'it' if len(causes) == 1 else 'them'} "
-        f"smaller (or lower the learning rate, optim.lr={config.optim.lr:g})."
-    )
-
-
 class Callback:
     """Hooks called by ``fit``; override the ones you need."""
 
@@ -93,27 +71,6 @@ class FitResult:
     message: str
     summary: dict[str, Any]
     run: "TrainingRun" = field(repr=False)
-
-
-def make_optimizer(config: ExperimentConfig, params: list[torch.nn.Parameter],
-                   speed: Speed | None = None) -> torch.optim.Optimizer:
-    """The optimiser ``config.optim.name``, fused when ``speed`` says so."""
-    o, wd = config.optim, config.reg.weight_decay
-    kwargs = {"lr": o.lr, "weight_decay": wd}
-    if o.name in ("sgd", "rmsprop"):
-        kwargs["momentum"] = o.momentum
-    factory = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
-               "adamw": torch.optim.AdamW, "adagrad": torch.optim.Adagrad}[o.name]
-    return speed.make_optimizer(factory, params, **kwargs) if speed is not None else factory(params, **kwargs)
-
-
-def make_scheduler(config: ExperimentConfig, optimizer: torch.optim.Optimizer):
-    """An epoch-level learning-rate schedule, or None."""
-    if config.optim.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.train.epochs)
-    if config.optim.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, config.optim.step_size, config.optim.gamma)
-    return None
 
 
 class TrainingRun:
@@ -191,7 +148,9 @@ class TrainingRun:
 
     @classmethod
     def create(cls, config: ExperimentConfig, device: torch.device | str | None = None) -> "TrainingRun":
-        validate(config)
+        # No validate() here: a config reaches fit through a boundary that checked it (the page,
+        # Runner.submit, the command line, a study's plan; mtlcore.validation), or from the store,
+        # where it was checked when queued. A Python caller checks its own with mtlcore.validate.
         device = resolve_device(config.device) if device is None else torch.device(device)
         data = load_dataset(config.dataset.name, seed=config.dataset.seed, **config.dataset.options)
         return cls(config, data, device)
@@ -352,22 +311,10 @@ def bootstrap_rows(n: int, seed: int) -> torch.Tensor:
     return torch.randint(n, (n,), generator=generator)
 
 
-def count_parameters(model: torch.nn.Module) -> int:
-    """Trainable numbers in ``model`` (what a parameter budget counts)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def read_losses(losses: dict[str, torch.Tensor]) -> dict[str, float]:
     """Every task's loss as a float, in one read from the device (one sync, not one per task)."""
     values = torch.stack([v.detach().float() for v in losses.values()]).tolist()
     return dict(zip(losses, values))
-
-
-def first_non_finite(values: dict[str, float]) -> tuple[str, float] | None:
-    for task, value in values.items():
-        if not math.isfinite(value):
-            return task, value
-    return None
 
 
 def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ...] = (),
@@ -406,10 +353,9 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
             if not logged:
                 continue  # nothing read back: the device runs ahead
             values = read_losses(losses)
-            bad = first_non_finite(values)
-            if bad is not None:
-                status = "diverged"
-                message = diverged_message(cfg, bad[0], bad[1], run.step)
+            diverged = divergence(cfg, values, run.step)
+            if diverged is not None:
+                status, message = "diverged", diverged
                 break
             logs = {
                 "step": run.step,
@@ -426,10 +372,9 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
             break
         train_metrics = meter.results()
         # Steps that were not logged were not checked: the epoch's mean loss catches them.
-        bad = first_non_finite({t: v["loss"] for t, v in train_metrics.items()})
-        if bad is not None:
-            status = "diverged"
-            message = diverged_message(cfg, bad[0], bad[1], run.step)
+        diverged = divergence(cfg, {t: v["loss"] for t, v in train_metrics.items()}, run.step)
+        if diverged is not None:
+            status, message = "diverged", diverged
             break
         val_metrics = run.evaluate("val")
         run.weighting.end_epoch(epoch, {t: v["loss"] for t, v in train_metrics.items()})
@@ -462,24 +407,7 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
     if best_state is not None and status == "finished":
         run.model.load_state_dict(best_state)
         run.kept_epoch = best_epoch  # the checkpoint then says which epoch's weights it holds
-    summary: dict[str, Any] = {
-        "status": status,
-        "epochs": run.epoch,
-        "steps": run.step,
-        "best_epoch": best_epoch,
-        "device": str(run.device),
-        "speed": run.speed.describe(),
-        "seconds": round(time.perf_counter() - started, 3),
-        "tasks": {t: spec.as_dict() for t, spec in run.specs.items()},
-        "parameters": count_parameters(run.model),
-    }
-    if status != "diverged":
-        summary["val"] = run.evaluate("val")
-        summary["test"] = run.evaluate("test")
-        calibrate_run(run, summary)  # temperatures on val, ECE before/after on test; into the checkpoint too
-        if cfg.train.bootstrap:  # an ensemble member: its test predictions, for the ensemble's score
-            summary["test_outputs"] = test_outputs(run)
-    summary["message"] = message or {"finished": f"Finished {run.epoch} epochs ({run.step} steps)."}.get(status, "")
+    summary = end_summary(run, status, message, best_epoch, started)
     result = FitResult(status, summary["message"], summary, run)
     for cb in callbacks:
         cb.on_fit_end(run, result)
