@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .calibration import calibrate_run
 from .config import ExperimentConfig, divergence_causes
 from .ensemble import test_outputs
+from .models import count_parameters
 
 if TYPE_CHECKING:  # the engine imports this module; only its names are needed here
-    import torch
-
     from .engine import TrainingRun
 
 __all__ = ["DIVERGED_MESSAGE", "count_parameters", "diverged_message", "divergence", "end_summary",
@@ -72,11 +71,6 @@ def divergence(config: ExperimentConfig, losses: Mapping[str, float], step: int)
     """
     bad = first_non_finite(losses)
     return None if bad is None else diverged_message(config, bad[0], bad[1], step)
-
-
-def count_parameters(model: "torch.nn.Module") -> int:
-    """Trainable numbers in ``model`` (what a parameter budget counts)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def end_summary(run: "TrainingRun", status: str, message: str, best_epoch: int, started: float,
