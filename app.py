@@ -30,6 +30,7 @@ PAGES = [
     st.Page("views/predict.py", title="Predict", icon="🔮"),
     st.Page("views/data.py", title="Data", icon="🗂️"),
     st.Page("views/learn.py", title="Learn", icon="📖"),
+    st.Page("views/class_board.py", title="Class board", icon="📺", url_path="class_board"),
 ]
 page = st.navigation(PAGES)
 

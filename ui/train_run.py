@@ -14,6 +14,7 @@ import streamlit as st
 
 from mtlcore import ConfigError, ExperimentConfig
 from mtlcore.runs import NotOwnerError, QueueFullError, StoreError
+from ui.lesson_box import current_lesson
 from ui.safe_text import say, toast
 from ui.session import get_runner, get_store, owner
 from ui.texts import HELP
@@ -35,7 +36,7 @@ def auto_label(config: ExperimentConfig) -> str:
 
 def start(config: ExperimentConfig, label: str) -> None:
     try:
-        run_id = get_runner().submit(config, label=label, owner=owner())
+        run_id = get_runner().submit(config, label=label, owner=owner(), lesson=current_lesson())
     except (QueueFullError, ConfigError, StoreError, ValueError) as error:
         ss[f"{K}notice"] = ("error", str(error))
         return

@@ -1,10 +1,12 @@
-"""Learn: the ideas behind every control, short, each with the paper it comes from."""
+"""Learn: the guided lessons (lessons/*.toml), then the ideas behind every control, each with its paper."""
 from __future__ import annotations
 
 import streamlit as st
 
 from mtlcore import ARCHITECTURES, WEIGHTINGS
 from mtlcore.charts import architecture_figure
+from mtlcore.lessons import LessonError, load_lessons
+from ui.safe_text import md, say
 from ui.texts import LEARN_ORDER, SECTIONS
 
 DIAGRAM_TASKS = ["task A", "task B"]
@@ -13,6 +15,25 @@ DIAGRAMS = {"sharing": ("hard", "soft"), "cross_stitch": ("cross_stitch",), "mmo
 st.title("📖 Learn")
 st.markdown("Short explanations of everything the Train page lets you change. "
             "Each section ends with the paper to read next.")
+
+st.header("Guided lessons", anchor="lessons", divider="gray")
+st.markdown("Each lesson opens Train with its settings, a few steps to follow, and a question you answer by "
+            "measuring. Runs you start in a lesson appear on the **Class board** for the whole class.")
+try:
+    lessons = load_lessons()
+except LessonError as error:  # a lesson file a teacher is writing: say which and what is wrong
+    say("error", str(error))
+    lessons = []
+for lesson in lessons:
+    with st.container(border=True, key=f"learn_lesson_{lesson.id}"):
+        st.markdown(f"**{md(lesson.title)}** · {len(lesson.steps)} steps")
+        if lesson.summary:
+            st.markdown(md(lesson.summary))
+        if lesson.measured:
+            st.caption("Measured: " + md(lesson.measured))
+        st.page_link("views/train.py", label="Open the lesson on Train", icon="▶️",
+                     query_params=lesson.link_params(1))
+st.page_link("views/class_board.py", label="Class board: everyone's runs of a lesson", icon="📺")
 
 contents = " · ".join(f"[{SECTIONS[key].title}](#{key.replace('_', '-')})" for key in LEARN_ORDER)
 st.caption(contents)

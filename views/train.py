@@ -21,6 +21,8 @@ from mtlcore.runs import StoreError
 from ui import page
 from ui.safe_text import say
 from ui.session import get_store
+from ui.lesson_box import lesson_box
+from ui.lesson_share import lesson_share_panel
 from ui.train_form import View, settings_tabs
 from ui.train_live import live_panel, recent_runs
 from ui.train_run import run_bar
@@ -189,6 +191,7 @@ page.header("🏋️ Train", "Tick tasks and set their weights, press Start, and
             "the settings below go with the link.", view.explain)
 for problem in link_problems:
     say("warning", f"Part of the link was not used: {problem}")
+lesson_box()  # a guided lesson's step, question and Next (nothing outside a lesson)
 
 config = ss[f"{K}config"]
 show_config(config)
@@ -199,6 +202,7 @@ with settings:
     settings_tabs(config, view)
     st.button("Reset all settings", key=f"{K}reset", on_click=reset_settings,
               help="Every control back to the lesson's settings, or to its default (your runs are kept).")
+    lesson_share_panel(config)
 with run_column:
     live_column()
 write_url(config)

@@ -163,15 +163,24 @@ class Runner:
 
     # ----- runs ----------------------------------------------------------------
     def submit(self, config: ExperimentConfig, label: str = "", owner: Owner | str = "anonymous",
-               study_id: str | None = None) -> str:
+               study_id: str | None = None, lesson: str | None = None) -> str:
         """Queue ``config`` for training; return the new run's id.
 
         ``owner``: an Owner (a browser's name and key) or a plain name (no key).
+        ``lesson``: the id of the lesson it was started from (the class board
+        lists it there); LessonClosed, one sentence, when the teacher closed it.
         Raises ConfigError for an impossible config and QueueFullError when
         ``owner`` already has ``queue_cap_per_owner`` runs queued or running.
         """
         validate(config)
-        return self.store.add_run(config, label, owner, study_id, cap=self.queue_cap_per_owner).id
+        if lesson:
+            from ..lessons.room import LessonRoom  # here: the lessons package imports this one
+
+            LessonRoom(self.store).check_open(lesson)
+        run_id = self.store.add_run(config, label, owner, study_id, cap=self.queue_cap_per_owner).id
+        if lesson:
+            LessonRoom(self.store).tag_run(run_id, lesson)
+        return run_id
 
     def submit_batch(self, configs: Sequence[ExperimentConfig], labels: Sequence[str], owner: Owner | str = "anonymous",
                      study_id: str | None = None) -> list[str]:

@@ -104,6 +104,29 @@ CREATE TABLE IF NOT EXISTS steering (
     note TEXT NOT NULL DEFAULT '',   -- why the worker refused it ('' when applied)
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
+-- A lesson (mtlcore.lessons.room) that was shared as a link or closed by the teacher.
+CREATE TABLE IF NOT EXISTS lessons (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL DEFAULT '',  -- '' for a built-in lesson (lessons/*.toml) that was only closed
+    goal TEXT NOT NULL DEFAULT '',
+    link TEXT NOT NULL DEFAULT '{}', -- the shared link's query parameters as JSON
+    owner TEXT NOT NULL DEFAULT '',
+    owner_key TEXT,
+    created_at REAL NOT NULL,
+    closed_at REAL,                  -- NULL: open to new runs
+    closed_by TEXT
+);
+
+-- A student's answer to a lesson step's question (one per browser key and step; a new one replaces it).
+CREATE TABLE IF NOT EXISTS lesson_answers (
+    lesson TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    owner_key TEXT NOT NULL,         -- '' for a keyless owner (the command line, a script)
+    answer TEXT NOT NULL,
+    answered_at REAL NOT NULL,
+    PRIMARY KEY (lesson, step, owner_key, owner)
+) WITHOUT ROWID;
 """
 
 # Columns added after a store was first created: (table, column, declaration).
@@ -121,6 +144,8 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("runs", "pack_key", "TEXT"),
     ("runs", "pack_batch", "INTEGER"),  # the most runs in its pack
     ("runs", "pack_on_cpu", "INTEGER NOT NULL DEFAULT 0"),  # 1: stacking its model pays on a CPU too
+    # The lesson a run was started from (mtlcore.lessons: the class board); NULL: none.
+    ("runs", "lesson", "TEXT"),
 ]
 
 # Made after ADDED_COLUMNS, so an index may name an added column.
@@ -130,6 +155,7 @@ CREATE INDEX IF NOT EXISTS runs_by_owner ON runs(owner, state);
 CREATE INDEX IF NOT EXISTS runs_by_study ON runs(study_id);
 CREATE INDEX IF NOT EXISTS runs_by_pack_key ON runs(pack_key, state);
 CREATE INDEX IF NOT EXISTS studies_by_owner ON studies(owner, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_lesson ON runs(lesson);
 """
 
 
