@@ -248,7 +248,7 @@ class TrainingRun:
     def epoch_order(self) -> torch.Tensor:
         """One epoch's order of training rows: a permutation, of the bootstrap sample for a bagging member.
 
-        Packed training (``mtlcore.packed``) draws each member's order here too, so a member
+        Packed training (``mtlcore.packing``) draws each member's order here too, so a member
         sees the same batches packed as alone.
         """
         order = torch.randperm(len(self.splits["train"]), generator=self.generator)

@@ -17,7 +17,7 @@ one shared model (``mtl-vs-ensemble`` study, ``mtlcore.studies``).
 
 A member is an ordinary run (``model.arch=single``, ``tasks=(t,)``), so the
 members of a study pack into one stacked model where stacking pays
-(``mtlcore.packed``: each member's batches are drawn from its own bootstrap
+(``mtlcore.packing``: each member's batches are drawn from its own bootstrap
 rows, no copy of the data). A member keeps its test-split predictions in
 ``summary["test_outputs"]`` so an ensemble is scored without reloading.
 

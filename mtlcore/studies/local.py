@@ -1,7 +1,7 @@
 """Running a study in the foreground, in this process: the command line's path.
 
 No worker and no queue. First every member that needs training is trained
-with ``mtlcore.packed.fit_many``, which trains small members that share a
+with ``mtlcore.packing.fit_many``, which trains small members that share a
 dataset together as one stacked model (and the rest one after another),
 reporting a line as each finishes; then every member reports its result.
 A member identical to another in the same call (``compare.baseline_key``)
@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..compare import baseline_key
 from ..engine import Callback, FitResult, TrainingRun
-from ..packed import fit_many
+from ..packing import fit_many
 from ..runs import RunStore
 from .plans import Member, plan
 from .report import Outcome, study_document
