@@ -114,18 +114,20 @@ def live_camera(loaded: LoadedModel, run_id: str, show: Callable[[LiveResult], N
         st.session_state[slot] = LivePrediction(loaded)
     predictor: LivePrediction = st.session_state[slot]
     st.caption("Press **START** and allow the camera: the predictions below follow the picture "
-               f"(up to {MAX_PREDICTIONS_PER_SECOND} a second). The browser only opens the camera on "
+               f"(up to {MAX_PREDICTIONS_PER_SECOND} times a second). The browser only opens the camera on "
                "http://localhost or an https address.")
-    context = webrtc_streamer(
-        key=f"predict_live_camera_{run_id}",
-        mode=WebRtcMode.SENDRECV,
-        rtc_configuration=NO_ICE_SERVERS,
-        server_rtc_configuration=NO_ICE_SERVERS,
-        frontend_rtc_configuration=NO_ICE_SERVERS,
-        media_stream_constraints={"video": True, "audio": False},
-        video_frame_callback=predictor,
-        async_processing=True,
-    )
+    video, predictions = st.columns([2, 3])  # the prediction beside the video, both on one screen
+    with video:
+        context = webrtc_streamer(
+            key=f"predict_live_camera_{run_id}",
+            mode=WebRtcMode.SENDRECV,
+            rtc_configuration=NO_ICE_SERVERS,
+            server_rtc_configuration=NO_ICE_SERVERS,
+            frontend_rtc_configuration=NO_ICE_SERVERS,
+            media_stream_constraints={"video": True, "audio": False},
+            video_frame_callback=predictor,
+            async_processing=True,
+        )
 
     @st.fragment(run_every=REDRAW_SECONDS if context.state.playing else None)
     def latest_prediction() -> None:
@@ -139,4 +141,5 @@ def live_camera(loaded: LoadedModel, run_id: str, show: Callable[[LiveResult], N
         st.caption(f"Frame {result.frames} predicted, {result.per_second:.1f} predictions a second.")
         show(result)
 
-    latest_prediction()
+    with predictions:
+        latest_prediction()

@@ -243,23 +243,28 @@ def show_predictions(result: Prediction, loaded: LoadedModel) -> None:
         width, height = result.size
         st.image(result.seen, caption=f"As the model sees it: {width} x {height} pixels, shown enlarged")
     with prediction_column:
-        for task, prediction in result.predictions.items():
-            spec = loaded.tasks[task]
-            if prediction["kind"] == "classification":
-                show_classification(task, prediction, spec)
-            elif prediction["kind"] == "reconstruction":
-                show_reconstruction(task, prediction, spec)
-            else:
-                show_regression(task, prediction, spec)
+        show_each_task(result.predictions, loaded)
     st.caption(f"Prediction took {result.milliseconds:.1f} ms (preprocessing and model, on the CPU).")
 
 
+def show_each_task(predictions: dict[str, dict[str, Any]], loaded: LoadedModel) -> None:
+    for task, prediction in predictions.items():
+        spec = loaded.tasks[task]
+        if prediction["kind"] == "classification":
+            show_classification(task, prediction, spec)
+        elif prediction["kind"] == "reconstruction":
+            show_reconstruction(task, prediction, spec)
+        else:
+            show_regression(task, prediction, spec)
+
+
 def show_live(live: LiveResult, loaded: LoadedModel) -> None:
-    """The latest camera frame's predictions, drawn like a picture's."""
+    """The latest camera frame's predictions, beside the video (ui.live_camera lays it out)."""
     if live.warning:
         st.warning(live.warning, icon=":material/warning:")
-    size = (live.x.shape[-1], live.x.shape[-2])
-    show_predictions(Prediction(as_seen(live.x), live.predictions, live.milliseconds, size), loaded)
+    show_each_task(live.predictions, loaded)
+    width, height = live.x.shape[-1], live.x.shape[-2]
+    st.image(as_seen(live.x), width=96, caption=f"As the model sees it: {width} x {height} pixels")
 
 
 # ----- taking the model away ---------------------------------------------------------------
