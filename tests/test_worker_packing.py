@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from mtlcore.config import ExperimentConfig
+from mtlcore.packing import grouping  # where MAX_PACKED_RUNS lives
 from mtlcore.runs import QueueFullError, Runner, RunStore, run_worker
 from mtlcore.runs import runner as runner_module
 from mtlcore.runs import worker as worker_module
@@ -193,7 +194,7 @@ def test_when_a_packed_group_fails_its_members_are_trained_one_by_one(runner, mo
 
 
 def test_two_workers_never_claim_the_same_run(runner, monkeypatch):
-    monkeypatch.setattr(runner_module, "MAX_PACKED_RUNS", 3)  # small groups: many claims race
+    monkeypatch.setattr(grouping, "MAX_PACKED_RUNS", 3)  # small groups: many claims race
     store = runner.store
     ids = [runner.submit(mlp_config(seed=i % 4, **({"weighting.method": "uncertainty"} if i % 5 == 4 else {})),
                          owner=f"s{i}") for i in range(15)]
@@ -255,7 +256,7 @@ def test_a_worker_killed_mid_group_leaves_every_member_interrupted(tmp_path):
 
 
 def test_a_study_queues_its_packable_members_in_batches_that_one_worker_trains_packed(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner_module, "MAX_PACKED_RUNS", 6)
+    monkeypatch.setattr(grouping, "MAX_PACKED_RUNS", 6)
     runner = Runner(RunStore(tmp_path / "home"), max_workers=0)  # the usual cap: 3 per person
     store, studies = runner.store, StudyStore(runner.store)
     base = ExperimentConfig.from_flat({"dataset.n_samples": 300, "train.epochs": 2, "device": "cpu"},

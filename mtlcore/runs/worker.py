@@ -9,10 +9,11 @@ without a word (SIGKILL, power cut), the missing heartbeat and process tell
 the store to mark its runs ``interrupted``.
 
 Which run is next is the fair queue's choice (round-robin between people,
-mtlcore.runs.queue_order). Packing: with that run the worker also claims the queued runs
-that ``mtlcore.packed`` can train together with it as one stacked model
-(the same ``pack_key``, where stacking pays on this worker's device; at
-most MAX_PACKED_RUNS), and trains them with ``fit_many``. A study's dozen
+mtlcore.runs.queue_order). Packing: with that run the worker also claims, in
+one query, the queued runs with the same pack key (decided and stored when
+each run was queued, mtlcore.packing.grouping: no dataset is loaded here),
+where stacking pays on this worker's device (at most the pack's stored
+batch), and trains them with ``fit_many``. A study's dozen
 small runs then cost about as much as a few. Each member keeps its own
 ``StoreCallback``, so its metrics, checkpoints, cancel and ending land in
 the store exactly as for a run trained alone; a run that packs with
@@ -51,14 +52,16 @@ from typing import Callable, Sequence
 import torch
 
 from ..engine import Callback, FitResult, fit
-from ..packed import fit_many, pack_key
+from ..devices import resolve_device
+from ..packing import fit_many
+from ..packing.grouping import packing_enabled, pays_on
 from . import integrity
 from .callback import StoreCallback
 from .steering_callback import SteeringCallback
 from .errors import ClaimLost, StoreDamaged, StoreError, StoreUnwritable
 from .processes import worker_name
 from .record import CANCELLED, FAILED, FINAL_STATES, INTERRUPTED, RunRecord
-from .runner import packed_batch, packing_enabled, threads_per_worker
+from .runner import threads_per_worker
 from .store import HEARTBEAT_EVERY, RunStore
 
 POLL_EVERY = 0.2  # seconds between looks at an empty queue
@@ -141,21 +144,23 @@ def claim_partners(store: RunStore, worker: str, lead: RunRecord, device: str | 
                    limit: int | None = None) -> list[RunRecord]:
     """Claim the queued runs to train packed with ``lead`` (already claimed); return those claimed.
 
-    Candidates are the queued runs with ``lead``'s ``pack_key``, whoever's
-    they are, in the fair queue's order (``RunStore.queued_runs``); ``packed_batch`` keeps those that
-    ``fit_many`` will really stack on this worker's device, at most
-    ``limit`` (None: the runner's MAX_PACKED_RUNS) with ``lead``. Another worker may claim
-    some meanwhile: ``claim_runs`` only takes runs still queued.
+    The queued runs with ``lead``'s stored pack key, whoever's they are,
+    in the fair queue's order, at most ``limit`` (None: the lead's stored
+    pack batch) with ``lead`` (``RunStore.claim_pack``: one query, only
+    runs still queued). None when packing is off (MTL_PACKING=0), when
+    ``lead`` trains alone, or when stacking its model does not pay on this
+    worker's device (a CNN on a CPU), a question its stored ``pack_on_cpu``
+    answers without building the model.
     """
-    key = pack_key(lead.config) if packing_enabled() else None  # MTL_PACKING=0: every run trains alone
-    if key is None:
+    if not packing_enabled() or lead.pack_key is None:
         return []
-    queued = [r for r in store.queued_runs() if pack_key(r.config) == key]
-    if not queued:
+    try:
+        where = _device_for(lead.config, device) or resolve_device(lead.config.device)
+    except ValueError:  # a device this machine lacks: fit says so, for the run alone
         return []
-    configs = [lead.config, *(r.config for r in queued)]
-    chosen = packed_batch(configs, _device_for(lead.config, device), limit)
-    return store.claim_runs(worker, [queued[i - 1].id for i in chosen if i != 0])
+    if not pays_on(where, lead.pack_on_cpu):
+        return []
+    return store.claim_pack(worker, lead, limit)
 
 
 def train_one(store: RunStore, record: RunRecord, shutdown: threading.Event | None = None,
