@@ -116,6 +116,8 @@ def settings_tabs(config: ExperimentConfig, view: View) -> None:
     shown = [r for r in rows_for(config) if view.shows(r, config)]
     by_tab = {tab: [r for r in shown if r.tab == tab] for tab in TABS}
     tabs = [tab for tab, rows in by_tab.items() if rows]
+    if not tabs:
+        return  # a lesson that hides every control: the run and its results remain
     for tab, where in zip(tabs, st.tabs([TABS[t] for t in tabs])):
         with where:
             tab_body(tab, by_tab[tab], config, view)
