@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mtlcore.owners import TEACHER_PASSWORD_VARIABLE, teacher_password_ok, teacher_password_set
+from mtlcore.owners import TEACHER_ATTEMPTS, TEACHER_PASSWORD_VARIABLE, teacher_password_set
 from mtlcore.runs import StoreError
 from ui.machine_report import store_health_sidebar
 from ui.safe_text import md
@@ -48,9 +48,11 @@ def adopt_typed_key() -> None:
 def unlock_teacher() -> None:
     """Callback: teacher mode when the typed password is the server's MTL_TEACHER_PASSWORD."""
     typed = st.session_state.pop("teacher_password", "")
-    st.session_state["teacher"] = teacher_password_ok(typed)
-    if typed and not st.session_state["teacher"]:
-        st.session_state["teacher_problem"] = "That is not the teacher password."
+    # Guesses are slowed per source: the address the request came from, else this browser's key.
+    source = st.context.ip_address or browser_key()
+    st.session_state["teacher"], problem = TEACHER_ATTEMPTS.check(source, typed)
+    if problem:
+        st.session_state["teacher_problem"] = problem
 
 
 def key_box() -> None:

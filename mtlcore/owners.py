@@ -33,9 +33,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import re
 import secrets
+import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 
@@ -91,6 +94,50 @@ def teacher_password_ok(password: str | None) -> bool:
     if not expected or not password:
         return False
     return hmac.compare_digest(password.encode("utf-8"), expected.encode("utf-8"))
+
+
+class PasswordAttempts:
+    """Slows down guessing the teacher password, per source (an IP address or a browser key).
+
+    The first ``free`` wrong passwords from a source cost nothing (typos happen); after
+    that each further try must wait, twice as long after each miss, up to ``max_wait``
+    seconds. A right password clears the source's misses. Per source, not for the whole
+    server, so that a student guessing cannot lock the teacher out. Kept in memory:
+    a restart forgets it, which only gives a guesser a fresh few tries.
+    """
+
+    def __init__(self, free: int = 5, first_wait: float = 30.0, max_wait: float = 900.0, clock=time.monotonic):
+        self.free, self.first_wait, self.max_wait, self.clock = free, first_wait, max_wait, clock
+        self._misses: dict[str, tuple[int, float]] = {}  # source -> (wrong tries, when the last one was)
+        self._lock = threading.Lock()
+
+    def wait_left(self, source: str) -> float:
+        """Seconds before ``source`` may try again (0: now)."""
+        with self._lock:
+            misses, last = self._misses.get(source, (0, 0.0))
+        if misses < self.free:
+            return 0.0
+        wait = min(self.max_wait, self.first_wait * 2 ** (misses - self.free))
+        return max(0.0, last + wait - self.clock())
+
+    def check(self, source: str, password: str | None) -> tuple[bool, str | None]:
+        """Whether ``password`` unlocks teacher mode, and a sentence when it does not."""
+        wait = self.wait_left(source)
+        if wait > 0:
+            return False, (f"Too many wrong teacher passwords from here: try again in {math.ceil(wait)} s.")
+        if teacher_password_ok(password):
+            with self._lock:
+                self._misses.pop(source, None)
+            return True, None
+        if not password:
+            return False, None
+        with self._lock:
+            misses, _ = self._misses.get(source, (0, 0.0))
+            self._misses[source] = (misses + 1, self.clock())
+        return False, "That is not the teacher password."
+
+
+TEACHER_ATTEMPTS = PasswordAttempts()  # one per server process: the app's sessions share it
 
 
 def teacher_password_set() -> bool:

@@ -80,6 +80,25 @@ def test_the_teacher_password_comes_from_the_server_and_nothing_else(monkeypatch
 
 # ----- stopping and deleting runs -------------------------------------------------------------
 
+
+def test_guessing_the_teacher_password_is_slowed_down_per_source_and_the_teacher_is_not_locked_out(monkeypatch):
+    from mtlcore.owners import PasswordAttempts
+
+    monkeypatch.setenv("MTL_TEACHER_PASSWORD", "correct horse")
+    now = [1000.0]
+    attempts = PasswordAttempts(free=3, first_wait=30.0, max_wait=900.0, clock=lambda: now[0])
+    for _ in range(3):  # typos cost nothing
+        assert attempts.check("10.0.0.7", "guess") == (False, "That is not the teacher password.")
+    unlocked, problem = attempts.check("10.0.0.7", "correct horse")  # even the right one must wait now
+    assert not unlocked and "try again in 30 s" in problem
+    now[0] += 31
+    assert attempts.check("10.0.0.7", "guess")[0] is False
+    assert "try again in 60 s" in attempts.check("10.0.0.7", "correct horse")[1]  # doubled after a miss
+    assert attempts.check("10.0.0.9", "correct horse") == (True, None)  # the teacher's own machine still gets in
+    now[0] += 61
+    assert attempts.check("10.0.0.7", "correct horse") == (True, None)
+    assert attempts.check("10.0.0.7", "guess") == (False, "That is not the teacher password.")  # misses cleared
+
 def test_the_same_name_in_another_browser_cannot_stop_or_delete_a_run(runner, store):
     alice = browser("alice")
     run_id = runner.submit(tiny_config(), label="mine", owner=alice)
