@@ -44,7 +44,7 @@ def check(args) -> int:
 
 
 def repair(args) -> int:
-    from ..runs.integrity import repair as repair_store
+    from ..runs.repair import repair as repair_store
 
     for line in repair_store(args.home).lines:
         print(line)

@@ -189,6 +189,7 @@ class RunStore(QueueMixin, ClaimsMixin, ProgressMixin, WorkersMixin):
             try:
                 conn.execute("DELETE FROM step_metrics WHERE run_id = ?", (run_id,))
                 conn.execute("DELETE FROM epoch_metrics WHERE run_id = ?", (run_id,))
+                conn.execute("DELETE FROM steering WHERE run_id = ?", (run_id,))  # its live changes (steering.py)
                 conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             except BaseException:
                 if trash.exists():

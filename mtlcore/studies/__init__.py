@@ -24,7 +24,8 @@ One file per job:
     report.py   build_result: each kind's result from the finished members
     tables.py   the result as text tables (command line)
     local.py    run_study: train the members in this process (command line)
-    store.py    StudyStore: a study as one object in the run store (the app)
+    records.py  StudyRecord, MemberStatus: a study as read from the store (one query, no write)
+    store.py    StudyStore: a study as one object in the run store (the app); advance_studies
 
     >>> from mtlcore.studies import StudySpec, default_base, run_study
     >>> document = run_study(StudySpec("stl-vs-mtl", default_base("stl-vs-mtl"), seeds=3))
