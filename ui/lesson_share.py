@@ -96,7 +96,7 @@ def make_link(config: ExperimentConfig) -> None:
 def lesson_share_panel(config: ExperimentConfig) -> None:
     """The expander with the choices and, once made, the link and the class board's address."""
     with st.expander("🔗 Share as a lesson"):
-        st.caption("Students who open the link see this page with your settings. Hidden controls keep your "
+        st.caption("Students who open the link see the Train page with these settings. Hidden controls keep your "
                    "value; locked ones show it but cannot be moved; results are never hidden. Their runs carry "
                    "the lesson's id, so the Class board shows everyone's.")
         rows = control_rows(config)

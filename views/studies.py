@@ -22,6 +22,7 @@ from mtlcore.studies import KIND_HELP, KINDS, StudyError, StudySpec, StudyStore,
 from mtlcore.charts import study_figures as figures
 from mtlcore.studies.spec import DEFAULT_ARCHS, DEFAULT_CORRELATIONS, DEFAULT_ENSEMBLE, DEFAULT_METHODS, DEFAULT_SEEDS
 from mtlcore.verdicts import RULE as VERDICT_RULE
+from ui.lesson_share import lesson_share_panel
 from ui.safe_text import md, say
 from ui.session import ago, get_runner, get_store, owner, state_badge
 
@@ -169,6 +170,7 @@ def start_form() -> None:
     else:
         st.caption(f"This study trains {len(members)} runs ({len(members) // seeds} configurations × {seeds} "
                    "seeds), fewer where identical runs exist.")
+    lesson_share_panel(base)  # a lesson link opens Train on the study's settings
     if st.button("▶ Start study", type="primary", key=f"{K}start", disabled=problem is not None, help=HELP["start"]):
         try:
             record = get_studies().start(spec, get_runner(), owner=owner())
