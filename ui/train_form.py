@@ -21,10 +21,12 @@ from mtlcore import WEIGHTINGS, ExperimentConfig, dataset_info
 from mtlcore import charts
 from mtlcore.weighting import AggregatedGradient
 from ui.texts import formula_note, loss_formula
-from ui.train_settings import TABS, Setting, matches, rows_for
+from ui.train_settings import FLOW, TABS, Setting, matches, rows_for
 
 ss = st.session_state
 MORE = {"data": "Dataset options", "training": "More training settings"}
+# Widths in a flowing group (FLOW): tick boxes as wide as their label, weight sliders two to a 420 px column.
+FLOW_WIDTH = {"checkbox": "content", "slider": 190}
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,10 @@ class View:
         return row.shown(config) and not matches(row.key, self.hidden)
 
 
-def control(where, row: Setting, disabled: bool) -> None:
+def control(where, row: Setting, disabled: bool, width: int | str | None = None) -> None:
     """One row's Streamlit control; its range stretches to hold the value shown (a link may carry any)."""
     key, value = row.widget_key, ss.get(row.widget_key)
-    common = dict(key=key, help=row.help, disabled=disabled)
+    common = dict(key=key, help=row.help, disabled=disabled, **({"width": width} if width else {}))
     if row.widget == "checkbox":
         where.checkbox(row.label, **common)
     elif row.widget == "toggle":
@@ -73,6 +75,11 @@ def rows_block(rows: list[Setting], config: ExperimentConfig, view: View) -> Non
         members = list(members)
         if group:
             st.markdown(group)
+        if all(r.column == FLOW for r in members):  # tick boxes and sliders side by side, wrapping when narrow
+            flow = st.container(horizontal=True, wrap=True, gap="medium")
+            for row in members:
+                control(flow, row, disabled=matches(row.key, view.locked), width=FLOW_WIDTH.get(row.widget))
+            continue
         two = any(r.column for r in members)
         columns = st.columns(2) if two else [st.container()]
         for row in members:

@@ -17,10 +17,11 @@ import streamlit as st
 from mtlcore import ARCHITECTURES, dataset_info
 from mtlcore import charts
 from mtlcore.calibration_charts import has_calibration, reliability_figure
-from mtlcore.runs import StoreError
+from mtlcore.runs import StoreError, steering
 from ui.safe_text import md, say
 from ui.session import ago, get_runner, get_store, owner, run_name, state_badge
 from ui.texts import HELP
+from ui.train_steering import steering_controls, steering_marks
 
 K = "train_"  # the Train page's prefix of widget and state keys
 LIVE_POINTS = 600  # points per line of the live charts: plenty for a projector, cheap to redraw every second
@@ -67,13 +68,13 @@ def results_rows(summary: dict) -> list[dict[str, str]]:
         test = (summary.get("test") or {}).get(task, {})
         val = (summary.get("val") or {}).get(task, {})
         classes = spec.get("num_classes") or 0
-        rows.append({
+        rows.append({  # Test first after the task: a narrow column (a projector at 1024 px) still shows it
             "Task": task,
-            "Kind": spec.get("kind", ""),
-            "Metric": {"accuracy": "accuracy", "mse": "MSE per pixel"}.get(metric, "mean abs. error"),
             "Test": fmt_metric(test.get(metric), metric, unit),
             "Validation": fmt_metric(val.get(metric), metric, unit),
             "Chance": f"{1 / classes:.1%}" if spec.get("kind") == "classification" and classes else "—",
+            "Metric": {"accuracy": "accuracy", "mse": "MSE per pixel"}.get(metric, "mean abs. error"),
+            "Kind": spec.get("kind", ""),
             "R²": f"{test['r2']:.3f}" if "r2" in test else "—",
             "Uncertainty": uncertainty_text(test),
         })
@@ -154,6 +155,9 @@ def live_panel(run_id: str, polling: bool) -> None:
         say("warning", record.message or f"The run was {record.state}.")
     elif record.message and record.state == "running":
         say("caption", record.message)
+    events = steering.events(store, run_id)  # live steering (ui/train_steering.py): its controls, the markers
+    steering_controls(record, events)
+    marks = steering_marks(run_id, [e for e in events if e.applied])
 
     if record.state == "finished" and record.summary:
         st.markdown("**Test results** (the test split was never used for training or early stopping)")
@@ -171,20 +175,21 @@ def live_panel(run_id: str, polling: bool) -> None:
         return
     specs = {t.name: t for t in dataset_info(record.config.dataset.name).tasks}
     colors = charts.task_colors(tasks)
-    st.plotly_chart(charts.step_loss_figure(steps, tasks, uirevision=run_id, max_points=LIVE_POINTS),
+    st.plotly_chart(charts.add_markers(charts.step_loss_figure(steps, tasks, uirevision=run_id,
+                                                               max_points=LIVE_POINTS), marks),
                     key=f"{K}chart_steps")
     if epochs:
         for task in tasks:
             spec = specs.get(task)
             metric = spec.metric if spec else "accuracy"
-            fig = figure(f"epoch_{task}", (run_id, len(epochs)), lambda: charts.epoch_figure(
+            fig = figure(f"epoch_{task}", (run_id, len(epochs), marks), lambda: charts.add_markers(charts.epoch_figure(
                 epochs, task, metric, colors[task], chance=spec.chance if spec else None,
-                unit=spec.unit if spec else "", uirevision=run_id))
+                unit=spec.unit if spec else "", uirevision=run_id), marks, steps_per_epoch=epochs[0]["step"]))
             st.plotly_chart(fig, key=f"{K}chart_epoch_{task}")
-    diagnostics_panel(record, steps, epochs, tasks)
+    diagnostics_panel(record, steps, epochs, tasks, marks)
 
 
-def diagnostics_panel(record, steps: list[dict], epochs: list[dict], tasks: list[str]) -> None:
+def diagnostics_panel(record, steps: list[dict], epochs: list[dict], tasks: list[str], marks=()) -> None:
     varying = charts.weights_vary(steps)
     measured = charts.has_diagnostics(steps, epochs)
     asked = record.config.train.diagnostics_every > 0
@@ -192,7 +197,8 @@ def diagnostics_panel(record, steps: list[dict], epochs: list[dict], tasks: list
         return
     st.markdown("#### How the tasks interact")
     if varying:
-        st.plotly_chart(charts.weights_figure(steps, tasks, uirevision=record.id, max_points=LIVE_POINTS),
+        st.plotly_chart(charts.add_markers(charts.weights_figure(steps, tasks, uirevision=record.id,
+                                                                 max_points=LIVE_POINTS), marks),
                         key=f"{K}chart_weights")
     if not measured:
         if asked and not ARCHITECTURES.get(record.config.model.arch).has_shared_parameters:

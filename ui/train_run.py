@@ -77,13 +77,13 @@ def page_run():
 
 
 def run_bar(config: ExperimentConfig, problem: str | None, explain: bool = True) -> None:
-    """Label, Start and Stop on one line (they stack on a phone), then what stops Start and the last notice."""
+    """The label, then Start and Stop side by side, then what stops Start and the last notice."""
     record = page_run()
     me = owner()
     allowed = record is not None and me.may_change(record.owner, record.owner_key)
     can_stop = record is not None and record.is_active and allowed
-    name, b1, b2 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    name.text_input("Run label", key=f"{K}label", placeholder=auto_label(config), help=HELP["label"], max_chars=80)
+    st.text_input("Run label", key=f"{K}label", placeholder=auto_label(config), help=HELP["label"], max_chars=80)
+    b1, b2 = st.columns(2)
     start_clicked = b1.button("▶ Start", type="primary", key=f"{K}start", disabled=problem is not None,
                               help=HELP["start"], width="stretch")
     stop_clicked = b2.button("■ Stop", key=f"{K}stop", disabled=not can_stop, help=HELP["stop"], width="stretch")

@@ -35,6 +35,7 @@ K = "train_"  # the Train page's prefix of widget and state keys
 TABS = {"data": "Data and tasks", "model": "Model", "training": "Training", "regularisation": "Regularisation"}
 LESSON_KEYS = ("hide", "lock", "explain", "lesson", "step")  # URL keys of a lesson link that are not settings
 
+FLOW = -1  # a Setting.column: left, right, left... among the rows of its group that are shown
 TASKS_HEADING = "**Tasks** — tick the ones the model learns together"
 WEIGHTS_HEADING = "**Loss weights** — how much each task counts"
 
@@ -90,7 +91,7 @@ class Setting:
     shown: Callable[[ExperimentConfig], bool] = always  # when the control is drawn (and its value used)
     more: bool = False  # inside the tab's "More settings" expander
     group: str = ""  # a heading drawn above the first row of its group (the tasks, the loss weights)
-    column: int = 0  # left (0) or right (1) column of its tab
+    column: int = 0  # left (0) or right (1) column of its tab; FLOW: the shown rows of its group alternate
     note: Callable[[ExperimentConfig], str] | None = None  # an explanation under the control (explain=0 hides it)
     kind: type = float  # the value's Python type
     read: Callable[[ExperimentConfig], Any] | None = None  # default: the attribute at ``key``
@@ -212,10 +213,10 @@ def task_rows(dataset: str) -> list[Setting]:
     specs = dataset_info(dataset).tasks
     order = [t.name for t in specs]
     ticks = [Setting(f"tasks.{t.name}", "checkbox", md(t.name), task_help(t), "data", name=f"task__{dataset}__{t.name}",
-                     kind=bool, group=TASKS_HEADING, read=lambda c, t=t.name: t in c.tasks, write=_tick(t.name, order), column=i % 2)
-             for i, t in enumerate(specs)]
+                     kind=bool, group=TASKS_HEADING, read=lambda c, t=t.name: t in c.tasks, write=_tick(t.name, order), column=FLOW)
+             for t in specs]
     weights = [Setting(f"loss.weights.{t}", "slider", md(t), HELP["weight"], "data", name=f"w__{t}", lo=0.0, hi=5.0,
-                       step=0.1, read=lambda c, t=t: c.weight(t), write=_weight(t), group=WEIGHTS_HEADING,
+                       step=0.1, read=lambda c, t=t: c.weight(t), write=_weight(t), group=WEIGHTS_HEADING, column=FLOW,
                        shown=lambda c, t=t: t in c.tasks)
                for t in order]
     return ticks + weights

@@ -187,16 +187,16 @@ config = absorb_changes(ss.get(f"{K}config") or ExperimentConfig(), lesson_view(
 ss[f"{K}config"] = config
 link_problems = sync_from_url()
 view = lesson_view()
-page.header("🏋️ Train", "Tick tasks and set their weights, press Start, and watch every task learn; "
-            "the settings below go with the link.", view.explain)
+page.header("🏋️ Train", "Tick tasks, set their weights, press Start and watch every task learn; the address "
+            "holds the settings: share it to share the setup.", view.explain)
 for problem in link_problems:
     say("warning", f"Part of the link was not used: {problem}")
 lesson_box()  # a guided lesson's step, question and Next (nothing outside a lesson)
 
 config = ss[f"{K}config"]
 show_config(config)
-run_bar(config, problem_of(config), view.explain)
-# Settings on the right, the live run on the left: on a phone the columns stack, and the run comes first.
+# The run (Start, the live charts) on the left, the settings on the right: on a phone the columns stack, and
+# Start and the run come first.
 run_column, settings = st.columns([11, 9], gap="medium")
 with settings:
     settings_tabs(config, view)
@@ -204,5 +204,6 @@ with settings:
               help="Every control back to the lesson's settings, or to its default (your runs are kept).")
     lesson_share_panel(config)
 with run_column:
+    run_bar(config, problem_of(config), view.explain)
     live_column()
 write_url(config)

@@ -1,0 +1,77 @@
+"""The Train page at a projector's 1024x768 and a phone's 390x844 (issue 16, section 3), in a real browser.
+
+Uses the app fixture of ``test_e2e_browser`` (``streamlit run app.py`` with its
+own data folder; Debian's headless Chromium through Playwright), skipped with
+the reason where either is missing. Positions are measured from bounding
+boxes on the first screen, before any scrolling; no timing assertions.
+Screenshots go to ``test-artifacts/layout/``.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from test_e2e_browser import ARTIFACTS, app_url, browser, wait_for_app  # noqa: F401  (fixtures)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+TIMEOUT_MS = 120_000  # a busy machine takes many seconds per rerun
+
+# The accessible header cells of Streamlit's data grid: it lists only the columns that are drawn in view.
+GRID_HEADERS = """() => Array.from(document.querySelectorAll('[data-testid=stDataFrame] th, '
+    + '[data-testid=stDataFrame] [role=columnheader]')).map(cell => cell.innerText.trim())"""
+# What the browser shows at the centre of Start: the button itself, not a sidebar drawn over it.
+START_ON_TOP = """(button) => {
+    const box = button.getBoundingClientRect();
+    const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+    return !!hit && button.contains(hit);
+}"""
+
+
+@pytest.fixture
+def no_workers(monkeypatch):
+    monkeypatch.setenv("MTL_WORKERS", "0")  # the finished run is made up; nothing needs to train
+
+
+def finished_run(home) -> str:
+    from mtlcore import ExperimentConfig
+    from mtlcore.runs import RunStore
+
+    config = ExperimentConfig.from_flat({"tasks": "shape,color,size", "train.epochs": "1", "train.max_samples": "60"})
+    store = RunStore(home)
+    record = store.add_run(config, label="projector check", owner="teacher")
+    store.claim_runs("a test, not a worker", [record.id])
+    tasks = {"shape": {"kind": "classification", "num_classes": 4, "metric": "accuracy"},
+             "color": {"kind": "classification", "num_classes": 4, "metric": "accuracy"},
+             "size": {"kind": "regression", "metric": "mae", "unit": "px"}}
+    test = {"shape": {"accuracy": 0.81}, "color": {"accuracy": 0.97}, "size": {"mae": 0.6}}
+    store.finish_run(record.id, "finished", summary={"tasks": tasks, "test": test, "val": test})
+    return record.id
+
+
+@pytest.mark.parametrize("width,height", [(1024, 768), (390, 844)])
+def test_start_is_on_the_first_screen_and_the_results_keep_their_test_column(no_workers, app_url, browser,  # noqa: F811
+                                                                              width, height):
+    base, home = app_url
+    run_id = finished_run(home)
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{base}/train?run={run_id}")
+    wait_for_app(page)
+    page.get_by_text(run_id).first.wait_for(state="attached")
+    page.wait_for_selector("[data-testid=stDataFrame]", state="attached")
+    wait_for_app(page)
+    ARTIFACTS.joinpath("layout").mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "layout" / f"test-train-{width}x{height}.png"))
+
+    start = page.get_by_role("button", name=re.compile(r"^\W*Start", re.I)).first
+    box = start.bounding_box()
+    assert box is not None and box["height"] > 0, "Start is not drawn"
+    assert 0 <= box["y"] and box["y"] + box["height"] <= height, (
+        f"Start sits at y={box['y']:.0f} px, beyond the first {height} px of the screen")
+    assert start.evaluate(START_ON_TOP), "something (the sidebar?) is drawn over Start"
+
+    page.wait_for_function(f"() => ({GRID_HEADERS})().length > 0")
+    headers = page.evaluate(GRID_HEADERS)
+    assert "Test" in headers, f"the results table shows only {headers} at {width} px"
