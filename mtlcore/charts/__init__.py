@@ -14,6 +14,7 @@ One module per family of figures, all drawn with one look (``style``):
     diagnostics    gradient cosine and affinity heatmaps, cosine per step
     architecture   the sketch of each sharing scheme
     calibration    reliability diagram, probabilities against temperature
+    markers        dashed lines where a run was steered live (weights, lr, pause, fork)
     comparison     one task's curves of several runs (the Compare page)
     prediction     a classification task's probabilities as bars (Predict)
     studies        a study's result (bars, transfer and affinity matrices, trade-off, relatedness)
@@ -25,6 +26,7 @@ from __future__ import annotations
 from .architecture import architecture_figure
 from .calibration import has_calibration, reliability_figure, temperature_figure
 from .comparison import Curve, curves_figure
+from .markers import Marker, add_markers, steering_markers
 from .diagnostics import (
     affinity_figure,
     cosine_figure,
@@ -54,11 +56,13 @@ from .training import epoch_figure, step_loss_figure, weights_figure, weights_va
 __all__ = [
     "Curve",
     "DIVERGING",
+    "Marker",
     "FONT_SIZE",
     "LEGEND_BELOW",
     "LOG_SCALE_SPREAD",
     "MAX_POINTS",
     "PALETTE",
+    "add_markers",
     "affinity_figure",
     "apply_layout",
     "architecture_figure",
@@ -75,6 +79,7 @@ __all__ = [
     "reliability_figure",
     "series_colors",
     "smooth",
+    "steering_markers",
     "step_loss_figure",
     "study_figures",
     "task_colors",
