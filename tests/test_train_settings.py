@@ -140,3 +140,13 @@ def test_hiding_every_control_never_hides_the_results(home):
                                              "reg", "seed")), "run": record.id})
     assert not keys_drawn(at)
     assert len(at.dataframe) == 1 and list(at.dataframe[0].value["Task"]) == list(LESSON.tasks)
+
+
+def test_mmoe_shows_its_units_per_expert_and_the_link_carries_them(home):
+    at = open_train({"model.arch": "mmoe"})
+    box = at.number_input(key="train_model.expert_hidden")
+    assert box.value == 0 and box.help
+    box.set_value(16).run()
+    assert url(at)["model.expert_hidden"] == "16"
+    at.selectbox(key="train_arch").set_value("hard").run()
+    assert "train_model.expert_hidden" not in keys_drawn(at)  # hard sharing has no experts

@@ -267,6 +267,9 @@ SETTINGS: tuple[Setting, ...] = (
             choices=ARCHITECTURES.names, fmt=lambda name: name.replace("_", "-"), note=_arch_note),
     Setting("model.num_experts", "slider", "Experts", HELP["num_experts"], "model", name="experts", kind=int,
             lo=1, hi=8, step=1, shown=arch_uses("model.num_experts")),
+    Setting("model.expert_hidden", "number", "Units per expert (0 = as the trunk)", "Hidden units of each MMoE "
+            "expert's layer; Ma et al. (KDD 2018) match the budget with 8 small experts against one wide shared "
+            "bottom.", "model", kind=int, lo=0, step=8, shown=arch_uses("model.expert_hidden")),
     Setting("weighting.method", "select", "Weighting method", HELP["weighting"], "model", name="method", kind=str,
             choices=WEIGHTINGS.names, write=_method, note=lambda c: WEIGHTINGS.get(c.weighting.method).summary),
     # training
