@@ -82,7 +82,9 @@ def packing_of(config: "ExperimentConfig") -> Packing:
     longer registered, a model that cannot be built) makes the run train
     alone, where ``fit`` says what is wrong.
     """
-    text = config.to_json()
+    # Seeds and loss weights never change how a run packs: one answer for a study's many seeds.
+    text = replace(config, seed=0, dataset=replace(config.dataset, seed=0),
+                   loss=replace(config.loss, weights={})).to_json()
     known = _KNOWN.get(text)
     if known is None:
         try:
@@ -96,8 +98,8 @@ def packing_of(config: "ExperimentConfig") -> Packing:
     return Packing(key, MAX_PACKED_RUNS if key is not None else 1, on_cpu)
 
 
-# (key, on_cpu) by config JSON, per process: a study asks about its waiting members
-# at every step (about 20 ms each to build their models on meta), the answer never changes.
+# (key, on_cpu) by config JSON less seeds and loss weights, per process: a study asks about
+# its waiting members at every step (about 20 ms each to build their models on meta).
 _KNOWN: dict[str, tuple[str | None, bool]] = {}
 
 
@@ -155,7 +157,11 @@ def first_pack(configs: Sequence["ExperimentConfig"], device: "torch.device | st
     parts of at most ``limit`` (None: the key's own batch).
     """
     lead = packing_of(configs[0])
-    if lead.key is None or not pays_on(_device_of(configs[0], device), lead.on_cpu):
+    try:
+        pays = lead.key is not None and pays_on(_device_of(configs[0], device), lead.on_cpu)
+    except ValueError:  # a device this machine lacks: fit says so, for the run alone
+        pays = False
+    if not pays:
         return [0]
     same = [i for i, config in enumerate(configs) if i == 0 or packing_of(config).key == lead.key]
     return same[:part_size(len(same), limit or lead.batch)]
