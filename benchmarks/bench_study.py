@@ -5,7 +5,7 @@ The same members, in one process, two ways (taken in turns, medians):
     one by one   a fresh ``fit`` per run, as a naive user's loop would do it
                  (the study runner's worker is a warm process, so no process
                  start-up is counted on either side)
-    packed       ``mtlcore.packed.fit_many``: members that share a dataset
+    packed       ``mtlcore.packing.fit_many``: members that share a dataset
                  train together as one stacked model where that pays
 
 Two studies:
@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mtlcore import ExperimentConfig, fit  # noqa: E402
-from mtlcore.packed import fit_many, pack_groups  # noqa: E402
+from mtlcore.packing import fit_many, pack_groups  # noqa: E402
 from mtlcore.studies import StudySpec, default_base, plan  # noqa: E402
 from bench_train import machine  # noqa: E402
 

@@ -193,7 +193,7 @@ def output_size(spec: TaskSpec, config: LossConfig) -> int:
 
 
 def packs(config: LossConfig) -> bool:
-    """Whether every task's loss under ``config`` can be trained packed (see ``mtlcore.packed``)."""
+    """Whether every task's loss under ``config`` can be trained packed (see ``mtlcore.packing``)."""
     regression = REGRESSION_LOSSES.get(config.regression)
     return regression is None or regression().packs
 
