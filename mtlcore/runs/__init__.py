@@ -19,7 +19,8 @@ app restarts. One file per job:
     integrity.py    check: runs the database lost but their folders hold
     repair.py       repair: rebuild them from the folders
     pruning.py      prune: delete old ended runs, thin ended runs' per-step rows
-    callback.py     StoreCallback: streams a training run's metrics into the store
+    callback.py     the streaming callback (metrics, checkpoints, stop) over a sink: StoreCallback
+                    writes into the store; ray_remote's MailboxCallback sends to the mailbox
     checkpoints.py  load_checkpoint (weights_only=True)
     worker.py       run_worker: the loop of a worker process; after_each_run hooks (the
                     command line hands it mtlcore.studies.advance_studies: runs know no studies)

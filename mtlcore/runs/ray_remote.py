@@ -12,7 +12,6 @@ Only imported when Ray is asked for: it imports ``ray`` at the top.
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import ray
@@ -20,10 +19,8 @@ import torch
 
 from ..checkpoint import checkpoint_bytes  # the bytes of the checkpoint file: the format has one owner
 from ..config import ExperimentConfig
-from ..engine import Callback, FitResult, TrainingRun, fit
-
-FLUSH_EVERY = 0.25  # seconds between sends of buffered step logs (as StoreCallback.FLUSH_EVERY)
-CANCEL_CHECK_EVERY = 0.25  # seconds between looks at the cancel flag
+from ..engine import TrainingRun, fit
+from .callback import StreamingCallback  # the same streaming callback as local runs, over a mailbox
 
 
 @ray.remote(num_cpus=0)  # bookkeeping only: it must not take a CPU slot away from training
@@ -59,57 +56,56 @@ class Mailbox:
         self._stop.discard(run_id)
 
 
-class MailboxCallback(Callback):
-    """StoreCallback's twin for the cluster: sends to the mailbox what StoreCallback writes to SQLite.
+class MailboxSink:
+    """The streaming callback's sink on the cluster: what ``StoreSink`` writes to SQLite, sent to the mailbox.
 
     Messages are ("device", text), ("steps", [logs], progress) and ("epoch", logs);
-    checkpoints travel as the bytes of ``torch.save``.
+    checkpoints travel as the bytes of the checkpoint file (``mtlcore.checkpoint``).
+    Sends do not wait, except the first (the device) and the last (``end``).
+    Nothing here is fenced: the dispatcher writes under its claim (ray_dispatcher.py).
     """
+
+    lost = None  # a mailbox never refuses; the dispatcher's writes into the store are fenced instead
 
     def __init__(self, mailbox, run_id: str):
         self.mailbox, self.run_id = mailbox, run_id
-        self._pending: list[dict[str, Any]] = []
-        self._progress: float | None = None
-        self._last_flush = self._last_check = 0.0
-        self._stopped = False
+        self._last_send = None
 
-    def on_fit_start(self, run: TrainingRun) -> None:
-        self._send([("device", str(run.device))], wait=True)
+    def begin(self, device: str) -> None:
+        self._send([("device", device)])
+        ray.get(self._last_send)
 
-    def on_step_end(self, run: TrainingRun, logs: dict[str, Any]) -> None:
-        self._pending.append({**logs, "t": time.time()})
-        self._progress = logs.get("progress", self._progress)
-        if time.monotonic() - self._last_flush >= FLUSH_EVERY:
-            self._send(self._take_steps())
+    def steps(self, steps: list[dict[str, Any]], progress: float | None) -> None:
+        self._send([("steps", steps, progress)])
 
-    def on_epoch_end(self, run: TrainingRun, logs: dict[str, Any]) -> None:
-        self._send(self._take_steps() + [("epoch", {**logs, "t": time.time()})], checkpoint_bytes(run))
+    def epoch(self, logs: dict[str, Any]) -> None:
+        self._send([("epoch", logs)])
 
-    def on_fit_end(self, run: TrainingRun, result: FitResult) -> None:
+    def checkpoint(self, run: TrainingRun) -> None:
+        self._send([], checkpoint_bytes(run))
+
+    def stop_requested(self) -> bool:
+        # One round trip to the mailbox per look (the callback looks a few times a second, not every step).
+        return ray.get(self.mailbox.stop_requested.remote(self.run_id))
+
+    def cancelled(self, message: str) -> None:
+        """Not asked for on the cluster (the dispatcher records a cancelled run's end when its task returns)."""
+
+    def end(self) -> None:
         # Waiting for this last send means every earlier one has arrived too (an actor runs
         # one caller's calls in order), so the dispatcher has it all when the task returns.
-        # A diverged model keeps its last good checkpoint, as with local workers.
-        final = checkpoint_bytes(run) if result.status != "diverged" else None
-        self._send(self._take_steps(), final, wait=True)
+        if self._last_send is not None:
+            ray.get(self._last_send)
 
-    def should_stop(self) -> bool:
-        # One round trip to the mailbox per look: a few times a second, not every step.
-        now = time.monotonic()
-        if not self._stopped and now - self._last_check >= CANCEL_CHECK_EVERY:
-            self._last_check = now
-            self._stopped = ray.get(self.mailbox.stop_requested.remote(self.run_id))
-        return self._stopped
+    def _send(self, messages: list[tuple], checkpoint: bytes | None = None) -> None:
+        self._last_send = self.mailbox.send.remote(self.run_id, messages, checkpoint)
 
-    def _take_steps(self) -> list[tuple]:
-        steps, self._pending = self._pending, []
-        self._last_flush = time.monotonic()
-        return [("steps", steps, self._progress)] if steps else []
 
-    def _send(self, messages: list[tuple], checkpoint: bytes | None = None, wait: bool = False) -> None:
-        if messages or checkpoint is not None:
-            ref = self.mailbox.send.remote(self.run_id, messages, checkpoint)
-            if wait:
-                ray.get(ref)
+class MailboxCallback(StreamingCallback):
+    """The streaming callback of a task on the cluster: ``StreamingCallback`` over a ``MailboxSink``."""
+
+    def __init__(self, mailbox, run_id: str):
+        super().__init__(MailboxSink(mailbox, run_id))
 
 
 @ray.remote(max_retries=0)  # a run is not retried behind the person's back: a lost task is "interrupted"
