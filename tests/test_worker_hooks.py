@@ -11,11 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 import mtlcore
 from mtlcore.cli import main
-from mtlcore.runs import RunStore
+from mtlcore.config import ExperimentConfig
+from mtlcore.runs import Runner, RunStore
 from mtlcore.runs import worker as worker_module
-from mtlcore.studies import advance_studies
+from mtlcore.studies import StudySpec, StudyStore, advance_studies, default_base
 
 RUNS = Path(mtlcore.__file__).parent / "runs"
 
@@ -69,3 +73,24 @@ def test_a_failing_hook_is_logged_and_the_next_hook_still_runs(tmp_path, capsys)
     worker_module.call_hooks([broken, called.append], store)
     assert called == [store]
     assert "a study's bookkeeping broke" in capsys.readouterr().err
+
+
+@pytest.fixture
+def keep_torch_threads():
+    threads = torch.get_num_threads()  # the worker sets its own; later tests keep theirs
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_worker_command_finishes_a_study_bigger_than_the_queue_cap_with_no_page_open(
+        tmp_path, tiny, keep_torch_threads, capsys):
+    store = RunStore(tmp_path / "home")
+    base = ExperimentConfig.from_flat({**tiny, "tasks": "shape,color,size"}, default_base("stl-vs-mtl"))
+    studies = StudyStore(store)
+    record = studies.start(StudySpec("stl-vs-mtl", base, seeds=1), Runner(store, max_workers=0), owner="alice")
+    assert record.total == 4 and len(store.list_runs(study_id=record.id)) == 3  # the cap of 3; one waits
+
+    assert main(["worker", "--home", str(store.home), "--idle-exit", "0"]) == 0
+    done = studies.get(record.id)
+    assert done.state == "finished" and done.progress_text == "4 of 4 runs done"
+    assert "training 4 run(s)" in capsys.readouterr().out
