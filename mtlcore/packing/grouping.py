@@ -109,7 +109,12 @@ def pack_key(config: "ExperimentConfig") -> str | None:
 
 
 def pays_on(device: "torch.device | str", on_cpu: bool) -> bool:
-    """Whether stacking pays on ``device`` for runs whose model stacks well on a CPU when ``on_cpu``."""
+    """Whether stacking pays on ``device``: on an accelerator always, on a CPU when ``on_cpu``.
+
+    ``on_cpu`` is ``speed.stacking_pays`` asked of the run's model on a CPU
+    when the run was queued (``Packing.on_cpu``, stored with it), so a
+    worker answers for its own device without building the model.
+    """
     import torch
 
     return torch.device(device).type != "cpu" or on_cpu
