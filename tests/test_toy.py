@@ -50,6 +50,37 @@ def test_five_starts_stepped_together_match_each_start_alone():
         assert np.allclose(alone.positions()[0], together.positions()[i], atol=1e-5)
 
 
+@pytest.mark.parametrize("method, options", [
+    ("famo", {}), ("famo", {"max_norm": 1.0}), ("uncertainty", {}), ("rlw", {}),  # loss weighting, with state
+    ("pcgrad", {}), ("mgda", {}), ("nash_mtl", {}),  # gradient methods (PCGrad draws, Nash-MTL keeps a solver)
+])
+def test_one_weighting_for_all_five_starts_gives_the_paths_of_one_per_start(method, options):
+    batched = ToyOptimisation(method, options=options)  # seeds the generator: RLW and PCGrad draw
+    a = batched.run(25, record_every=5)
+    per_start = ToyOptimisation(method, options=options, batched=False)
+    b = per_start.run(25, record_every=5)
+    assert batched.batched and len(batched.weightings) == 1 and len(per_start.weightings) == 5
+    assert a.shape == b.shape == (5, 5, 2)
+    assert np.allclose(a, b, atol=1e-6)
+    assert (np.linalg.norm(batched.positions() - a[0], axis=1) > 0.01).all()  # every start moved
+
+
+def test_a_batched_method_is_called_once_per_step_for_every_start():
+    run = ToyOptimisation("famo")
+    calls = []
+    original = run.weighting.backward
+    run.weighting.backward = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
+    run.run(7)
+    assert len(calls) == 7  # not 7 x 5
+
+
+def test_a_method_that_cannot_batch_falls_back_to_one_weighting_per_start():
+    run = ToyOptimisation("gradnorm")  # its W-gradient norms are not split per start
+    assert not run.batched and len(run.weightings) == len(STARTS)
+    with pytest.raises(ValueError, match="cannot take the starts as one batch"):
+        ToyOptimisation("gradnorm", batched=True)
+
+
 @pytest.mark.parametrize("method", ["equal", "famo", "uncertainty", "gradnorm", "pcgrad", "upgrad", "imtl_g"])
 def test_each_method_moves_every_start_through_the_engines_weighting(method):
     run = ToyOptimisation(method)

@@ -121,13 +121,10 @@ def update_directions(point: Sequence[float], methods: Sequence[str]) -> dict[st
     for method in methods:
         try:
             run = ToyOptimisation(method, [point])
-            run.optimizer.zero_grad(set_to_none=True)
             run.step_gradient()
-            grad = run.points[0].x.grad
+            directions[method] = -run.gradient()[0]
         except Exception:
             continue
-        if grad is not None:
-            directions[method] = -grad.detach().double().numpy().copy()
     return directions
 
 

@@ -74,7 +74,18 @@ def toy_objectives(x: torch.Tensor, scale: float = FIRST_LOSS_SCALE) -> torch.Te
 
 def toy_losses(x: torch.Tensor) -> torch.Tensor:
     """f_t - floor_t: what the weighting methods minimise (same gradients, always positive)."""
-    return toy_objectives(x) - torch.tensor(LOSS_FLOOR, dtype=x.dtype, device=x.device)
+    return toy_objectives(x) - _floor(x.dtype, x.device)
+
+
+_FLOORS: dict = {}
+
+
+def _floor(dtype, device) -> torch.Tensor:
+    """LOSS_FLOOR as a tensor, made once per dtype and device (a step is a few dozen tiny operations)."""
+    key = (dtype, device)
+    if key not in _FLOORS:
+        _FLOORS[key] = torch.tensor(LOSS_FLOOR, dtype=dtype, device=device)
+    return _FLOORS[key]
 
 
 def task_gradients(points) -> np.ndarray:

@@ -1,20 +1,27 @@
 """Optimisation paths on the toy problem, through the engine's own weighting methods.
 
-Each start is a tiny "model" (``ToyPoint``) whose only parameter, the 2-D
-point x, is its *shared parameter*; each weighting method is the very
-``Weighting`` object the engine trains networks with (``create_weighting``),
-one per start, so that methods with state (FAMO's logits, uncertainty's
-log-variances, Nash-MTL's solver) keep it per start. As in the authors'
-trainer, Adam at lr 1e-3 moves x (and the method's own parameters, at
-0.025).
+Each weighting method is the very ``Weighting`` object the engine trains
+networks with (``create_weighting``). As in the authors' trainer, Adam at
+lr 1e-3 moves x (and the method's own parameters, at 0.025).
 
-Batched: at every step the five starts' losses, and both tasks' gradients at
-all five points, are computed together, in one graph; each method then gets
-its start's losses and gradients (a ``TaskGradients`` already filled in),
-turns them into an update exactly as in ``engine.py``, and one Adam step
-moves all five points. Every method therefore pays the same batched
-Jacobian; what differs between them is the method's own work, which is what
-``cost per step`` measures.
+Batched (the default): the five starts are one batch of independent
+problems. Their points are one (5, 2) parameter (``ToyPoints``), the
+"model" whose shared parameter it is; at every step the five starts'
+losses and both tasks' gradients at all five points are computed together,
+in one graph; *one* ``Weighting``, set up for five problems
+(``setup(..., problems=5)``, for a method that ``batches_problems``), turns
+them into every start's update in one call, keeping its state per start
+(FAMO's logits, uncertainty's log-variances, one Nash-MTL solver per
+start); and one Adam step moves all five points. Loss-weighting methods
+then do their work on a (starts x tasks) loss matrix; the gradient methods
+run their torchjd aggregator once per start inside that call (torchjd's
+aggregators take one matrix, and do not run under ``vmap``). A method that
+cannot batch (GradNorm) falls back to one ``Weighting`` per start
+(``ToyPoint``), each called in turn: the per-start path, which
+``batched=False`` also chooses, and which gives the same paths.
+
+Every method pays the same batched Jacobian; what differs between them is
+the method's own work, which is what ``cost per step`` measures.
 """
 from __future__ import annotations
 
@@ -31,8 +38,10 @@ from .problem import LEARNING_RATE, METHOD_LEARNING_RATE, STARTS, STEPS, TASKS, 
 
 #: The authors' settings where they differ from the engine's defaults:
 #: FAMO's toy runs with gamma (its logits' weight decay) 0 (``run.sh``: "we need
-#: a very small gamma as the objective is not changing").
-TOY_OPTIONS: dict[str, dict] = {"famo": {"weight_decay": 0.0}}
+#: a very small gamma as the objective is not changing"), and unclipped: its
+#: toy trainer's ``WeightMethod.backward`` calls ``clip_grad_norm_`` *before*
+#: ``loss.backward()``, on gradients just zeroed, so its max_norm = 1 clips nothing.
+TOY_OPTIONS: dict[str, dict] = {"famo": {"weight_decay": 0.0, "max_norm": 0.0}}
 #: A final point this close to the Pareto set (in x) counts as having reached it.
 #: Adam at lr 1e-3 jitters by about 1e-3 around where it settles; a stalled run stops
 #: units away from the set.
@@ -57,6 +66,24 @@ class ToyPoint(torch.nn.Module):
         return []
 
 
+class ToyPoints(torch.nn.Module):
+    """All starts as one batch of problems: row s of the (starts, 2) parameter is start s's point."""
+
+    def __init__(self, starts: Sequence[Sequence[float]]):
+        super().__init__()
+        self.x = torch.nn.Parameter(torch.tensor([[float(v) for v in s] for s in starts]))
+        self.task_names = list(TASKS)
+
+    def shared_parameters(self) -> list[torch.nn.Parameter]:
+        return [self.x]
+
+    def last_shared_layer(self) -> list[torch.nn.Parameter]:
+        return [self.x]
+
+    def task_parameters(self, task: str) -> list[torch.nn.Parameter]:
+        return []
+
+
 class FilledTaskGradients(TaskGradients):
     """A ``TaskGradients`` whose rows were computed elsewhere (all starts in one batch)."""
 
@@ -70,19 +97,39 @@ def toy_methods() -> list[str]:
     return WEIGHTINGS.names()
 
 
+def batches(method: str) -> bool:
+    """Can ``method`` take the five starts as one batch of problems (one call per step)?"""
+    return bool(WEIGHTINGS.get(method).batches_problems)
+
+
 class ToyOptimisation:
-    """One weighting method from every start, stepped together."""
+    """One weighting method from every start, stepped together.
+
+    ``batched``: one ``Weighting`` for all starts (None: when the method
+    ``batches_problems``); False: one per start, called in turn.
+    """
 
     def __init__(self, method: str, starts: Sequence[Sequence[float]] = STARTS, seed: int = 0,
-                 options: dict | None = None):
-        torch.manual_seed(seed)  # RLW and GradDrop draw random numbers
+                 options: dict | None = None, batched: bool | None = None):
+        torch.manual_seed(seed)  # RLW, PCGrad and GradDrop draw random numbers
         self.method = method
-        self.points = [ToyPoint(s) for s in starts]
+        self.batched = batches(method) if batched is None else bool(batched)
+        if self.batched and not batches(method):
+            raise ValueError(f"{method} cannot take the starts as one batch; use batched=False.")
         settings = dict(TOY_OPTIONS.get(method, {}), **(options or {}))
-        self.weightings = [create_weighting(method, **settings) for _ in starts]
-        for weighting, point in zip(self.weightings, self.points):
-            weighting.setup(list(TASKS), {t: 1.0 for t in TASKS}, point)
-        groups = [{"params": [p.x for p in self.points], "lr": LEARNING_RATE}]
+        self.n_starts = len(starts)
+        if self.batched:
+            self.model = ToyPoints(starts)
+            self.weightings = [create_weighting(method, **settings)]
+            self.weightings[0].setup(list(TASKS), {t: 1.0 for t in TASKS}, self.model, problems=self.n_starts)
+            points = [self.model.x]
+        else:
+            self.points = [ToyPoint(s) for s in starts]
+            self.weightings = [create_weighting(method, **settings) for _ in starts]
+            for weighting, point in zip(self.weightings, self.points):
+                weighting.setup(list(TASKS), {t: 1.0 for t in TASKS}, point)
+            points = [p.x for p in self.points]
+        groups = [{"params": points, "lr": LEARNING_RATE}]
         own = [q for w in self.weightings for q in w.parameters()]
         if own:
             groups.append({"params": own, "lr": METHOD_LEARNING_RATE})
@@ -90,28 +137,52 @@ class ToyOptimisation:
         self.no_regulariser = torch.zeros(())
         self.steps_done = 0
 
+    @property
+    def weighting(self):
+        """The ``Weighting`` of a batched run (the only one); of start 0 for a per-start run."""
+        return self.weightings[0]
+
     def positions(self) -> np.ndarray:
         """Where the starts are now: (starts, 2)."""
+        if self.batched:
+            return self.model.x.detach().numpy().copy()
         return torch.stack([p.x.detach() for p in self.points]).numpy().copy()
 
+    def gradient(self) -> np.ndarray:
+        """What the method last handed the optimiser, per start: (starts, 2) (zeros where nothing)."""
+        params = [self.model.x] if self.batched else [p.x for p in self.points]
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach() for p in params]
+        return (grads[0] if self.batched else torch.stack(grads)).double().numpy().copy()
+
     def step(self) -> None:
-        """One update of every start: the methods fill ``.grad``, then one Adam step."""
+        """One update of every start: the method fills ``.grad``, then one Adam step."""
         self.step_gradient()
         self.optimizer.step()
         self.steps_done += 1
 
-    def step_gradient(self) -> None:
-        """Fill each start's ``x.grad`` with its method's update (nothing moves yet)."""
-        n_starts, n_tasks = len(self.points), len(TASKS)
-        # One graph for every start and task: copy k of the points gives task k's gradient.
-        x = torch.stack([p.x for p in self.points]).repeat(n_tasks, 1)  # (T*S, 2)
+    def batched_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every start's losses (starts, tasks), graph alive, and both tasks' gradients at every start
+        (tasks, starts, 2), from one graph: copy k of the points gives task k's gradient."""
+        n_starts, n_tasks = self.n_starts, len(TASKS)
+        x = self.model.x if self.batched else torch.stack([p.x for p in self.points])
+        x = x.repeat(n_tasks, 1)  # (T*S, 2)
         losses = toy_losses(x)  # (T*S, T); start s's losses depend on its own point alone
         picked = torch.cat([losses[k * n_starts:(k + 1) * n_starts, k] for k in range(n_tasks)]).sum()
-        jacobians = torch.autograd.grad(picked, x, retain_graph=True)[0].view(n_tasks, n_starts, 2).transpose(0, 1)
+        jacobians = torch.autograd.grad(picked, x, retain_graph=True)[0].view(n_tasks, n_starts, 2)
+        return losses[:n_starts], jacobians
+
+    def step_gradient(self) -> None:
+        """Fill each start's ``x.grad`` with its method's update (nothing moves yet)."""
+        losses, jacobians = self.batched_losses()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.batched:  # one call for every start
+            batch_losses = {t: losses[:, k] for k, t in enumerate(TASKS)}
+            gradients = FilledTaskGradients(batch_losses, [self.model.x], [jacobians])
+            self.weightings[0].backward(batch_losses, self.model, self.no_regulariser, gradients)
+            return
         for s, (weighting, point) in enumerate(zip(self.weightings, self.points)):
             start_losses = {t: losses[s, k] for k, t in enumerate(TASKS)}
-            gradients = FilledTaskGradients(start_losses, [point.x], [jacobians[s]])
+            gradients = FilledTaskGradients(start_losses, [point.x], [jacobians[:, s]])
             weighting.backward(start_losses, point, self.no_regulariser, gradients)
 
     def run(self, steps: int, record_every: int = 1) -> np.ndarray:
@@ -121,7 +192,7 @@ class ToyOptimisation:
             if k % record_every == 0:
                 recorded.append(self.positions())
             self.step()
-        return np.stack(recorded) if recorded else np.empty((0, len(self.points), 2))
+        return np.stack(recorded) if recorded else np.empty((0, self.n_starts, 2))
 
 
 @dataclass

@@ -25,6 +25,13 @@ CPU, shared with the diagnostics when they measure the same step. Most
 aggregators are torchjd ``WeightedAggregator``s, d = alpha^T J; then the
 logged weight of task t is u_t * alpha_t. For the others (GradDrop) the
 sliders u_t are logged.
+
+A batch of B independent problems (``batches_problems``, the toy's five
+starts): one ``backward`` call takes every problem's Jacobian at once, and
+runs one aggregator per problem on it (each keeps its own state, as
+Nash-MTL's does). torchjd's aggregators take one matrix, and none of them
+but GradDrop runs under ``torch.vmap`` (their solvers and data-dependent
+loops), so that inner loop stays.
 """
 from __future__ import annotations
 
@@ -48,10 +55,12 @@ class AggregatedGradient(Weighting):
 
     needs_task_gradients = True
     needs_shared_parameters = True
+    batches_problems = True
 
     def __init__(self, **options):
         super().__init__(**options)
         self.aggregator: Aggregator | None = None  # made by setup
+        self.aggregators: list[Aggregator] = []  # one per problem (just ``aggregator`` for one problem)
         self.active: list[str] = []
         self.shared_ids: set[int] = set()
 
@@ -59,21 +68,36 @@ class AggregatedGradient(Weighting):
         """The torchjd aggregator for a Jacobian of ``n_tasks`` rows."""
         raise NotImplementedError
 
-    def setup(self, tasks, user_weights, model, kinds=None):
-        super().setup(tasks, user_weights, model, kinds)
+    def setup(self, tasks, user_weights, model, kinds=None, problems=None):
+        super().setup(tasks, user_weights, model, kinds, problems)
         self.active = [t for t in self.tasks if self.user_weights[t] > 0]
-        self.aggregator = self.make_aggregator(len(self.active))
+        self.aggregators = [self.make_aggregator(len(self.active)) for _ in range(problems or 1)]
+        self.aggregator = self.aggregators[0]
         self.shared_ids = {id(p) for p in model.shared_parameters()}
 
-    def combine(self, jacobian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The update direction d = A(J), and the row weights alpha when A has them."""
+    def combine(self, jacobian: torch.Tensor, aggregator: Aggregator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The update direction d = A(J), and the row weights alpha when A has them.
+
+        ``aggregator``: A (default: this method's one; a problem's own in a batch of problems).
+        """
         from torchjd.aggregation import WeightedAggregator
 
-        if isinstance(self.aggregator, WeightedAggregator):
+        aggregator = self.aggregator if aggregator is None else aggregator
+        if isinstance(aggregator, WeightedAggregator):
             # The aggregator's own weighting, then d = alpha^T J (as its forward does).
-            alpha = self.aggregator.weighting(jacobian)
+            alpha = aggregator.weighting(jacobian)
             return alpha @ jacobian, alpha
-        return self.aggregator(jacobian), None
+        return aggregator(jacobian), None
+
+    def combine_each_problem(self, jacobians: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """A batch of problems' Jacobians (T x B x n): each problem's d_b = A_b(J_b), stacked (B x n)."""
+        directions, alphas = [], []
+        for b, aggregator in enumerate(self.aggregators):
+            direction, alpha = self.combine(jacobians[:, b], aggregator)
+            directions.append(direction)
+            alphas.append(alpha)
+        return torch.stack(directions), alphas
 
     def backward(self, losses, model, extra, gradients=None):
         if gradients is None:
@@ -82,18 +106,26 @@ class AggregatedGradient(Weighting):
         sliders = torch.tensor([self.user_weights[t] for t in self.active], device=rows[0].device)
         rows = [times_sliders(row, sliders) for row in rows]
         is_shared = [id(p) in self.shared_ids for p in gradients.params]
-        jacobian = torch.cat([row.flatten(1) for row, s in zip(rows, is_shared) if s], dim=1)
-        direction, alpha = self.combine(jacobian)
+        batch = len(self.batch_shape)  # a batch of problems: every row is T x B x (problem b's slice)
+        jacobian = torch.cat([row.flatten(1 + batch) for row, s in zip(rows, is_shared) if s], dim=1 + batch)
+        if batch:
+            direction, alpha = self.combine_each_problem(jacobian)
+        else:
+            direction, alpha = self.combine(jacobian)
         offset = 0
         for p, row, shared in zip(gradients.params, rows, is_shared):
             if shared:
-                grad = direction[offset : offset + p.numel()].view_as(p)
-                offset += p.numel()
+                size = p[0].numel() if batch else p.numel()
+                grad = direction[..., offset : offset + size].reshape(p.shape)
+                offset += size
             else:  # a task's own parameter: only its task's row is non-zero
                 grad = row.sum(dim=0)
             set_grad(p, grad.detach())
         if extra.requires_grad:
             extra.backward()  # the regularisers' gradient is added to every parameter, never aggregated
+        if batch:
+            per_problem = [self.logged_weights(a) for a in alpha]
+            return {t: [w[t] for w in per_problem] for t in self.tasks}
         return self.logged_weights(alpha)
 
     def logged_weights(self, alpha: torch.Tensor | None) -> dict[str, float]:

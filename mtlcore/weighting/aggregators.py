@@ -207,12 +207,12 @@ class NashMTLGradient(AggregatedGradient):
         if self.max_norm < 0 or self.update_weights_every < 1 or self.optim_niter < 1:
             raise ValueError("max_norm must be 0 or more, update_weights_every and optim_niter 1 or more.")
 
-    def combine(self, jacobian):
+    def combine(self, jacobian, aggregator=None):
         # torchjd re-solves a cvxpy problem every step, and cvxpy warns each time
         # that the problem is not "DPP" (so no faster after the first): harmless noise.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="You are solving a parameterized problem that is not DPP")
-            return super().combine(jacobian)
+            return super().combine(jacobian, aggregator)
 
     def make_aggregator(self, n_tasks):
         from torchjd.aggregation import NashMTL

@@ -44,12 +44,19 @@ class Weighting:
     #: ``set_task_weights``): the method uses them as they are and adapts no weights
     #: of its own to the training, which would undo a change.
     steerable_weights: ClassVar[bool] = False
+    #: True when ``setup(..., problems=B)`` makes it solve B independent problems at once: each
+    #: loss is then a vector of B (one per problem, problem b's depending on its own slice of
+    #: the parameters alone), the method's own state gets a leading dimension B, and one
+    #: ``backward`` fills every problem's gradient as B separate calls would (the toy's five starts).
+    batches_problems: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         self.options = options
         self.tasks: list[str] = []
         self.user_weights: dict[str, float] = {}
         self.kinds: dict[str, str] = {}
+        self.problems: int | None = None
+        self.batch_shape: tuple[int, ...] = ()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
@@ -57,12 +64,18 @@ class Weighting:
 
     # ----- lifecycle -----------------------------------------------------
     def setup(self, tasks: list[str], user_weights: dict[str, float], model: torch.nn.Module,
-              kinds: dict[str, str] | None = None) -> None:
+              kinds: dict[str, str] | None = None, problems: int | None = None) -> None:
         """Called once before training: the tasks, their slider weights, the model, each task's kind.
 
         ``kinds`` maps a task to ``classification`` or ``regression`` (the
         engine passes them; None: every task counts as regression).
+        ``problems``: B independent problems at once (only for a method that
+        ``batches_problems``; None, the engine's case: one).
         """
+        if problems is not None and not self.batches_problems:
+            raise ValueError(f"{type(self).__name__} solves one problem at a time; set it up once per problem.")
+        self.problems = problems
+        self.batch_shape = () if problems is None else (int(problems),)
         self.tasks = list(tasks)
         self.user_weights = {t: float(user_weights.get(t, 1.0)) for t in tasks}
         self.kinds = {t: (kinds or {}).get(t, "regression") for t in tasks}
@@ -159,13 +172,26 @@ class LossWeighting(Weighting):
         about as much as a layer.
         """
         terms = [times(self.user_weights[t] * weights[t], losses[t]) for t in self.tasks]
-        total = sum(terms[1:], terms[0])
+        total = summed(sum(terms[1:], terms[0]))
         return total + extra if isinstance(extra, torch.Tensor) and extra.requires_grad else total
 
     def backward(self, losses, model, extra, gradients=None):
         weights = self.weights(losses)
         backward_objective(lambda losses: self.objective(losses, weights, 0.0), losses, extra, gradients)
-        return {t: self.user_weights[t] * as_float(weights[t]) for t in self.tasks}
+        return {t: logged(self.user_weights[t], weights[t]) for t in self.tasks}
+
+
+def summed(total: torch.Tensor) -> torch.Tensor:
+    """One number to back-propagate: a batch of independent problems' objectives (``problems``) is summed,
+    which gives each problem's parameters its own objective's gradient, since no other depends on them."""
+    return total if total.dim() == 0 else total.sum()
+
+
+def logged(slider: float, weight: torch.Tensor | float) -> float | list[float]:
+    """u_t * w_t as a number, or one per problem when ``w_t`` has a batch dimension."""
+    if isinstance(weight, torch.Tensor) and weight.dim() > 0:
+        return (slider * weight.detach()).tolist()
+    return slider * as_float(weight)
 
 
 def times(factor: torch.Tensor | float, loss: torch.Tensor) -> torch.Tensor:

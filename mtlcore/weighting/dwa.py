@@ -33,6 +33,7 @@ class DynamicWeightAverage(LossWeighting):
     """w_t = T * softmax(r_t / temperature), r_t = L_t(epoch-1) / L_t(epoch-2)."""
 
     summary = "Gives more weight to tasks whose loss fell least last epoch (Liu et al. 2019)."
+    batches_problems = True  # one weight per task and epoch; a batch of problems shares the epochs
 
     def __init__(self, *, temperature: float = 2.0):
         super().__init__(temperature=temperature)
@@ -42,8 +43,8 @@ class DynamicWeightAverage(LossWeighting):
         self.history: list[dict[str, float]] = []  # mean training loss per task, one dict per epoch
         self.current: dict[str, float] = {}
 
-    def setup(self, tasks, user_weights, model, kinds=None):
-        super().setup(tasks, user_weights, model, kinds)
+    def setup(self, tasks, user_weights, model, kinds=None, problems=None):
+        super().setup(tasks, user_weights, model, kinds, problems)
         self.history = []
         self.current = {t: 1.0 for t in self.tasks}
 

@@ -35,6 +35,16 @@ What follows the authors' code (github.com/Cranial-XIX/FAMO: ``famo.py`` and
   it off). Other methods here are not clipped: compare with that in mind.
 
 The sliders u_t multiply each task's term.
+
+Per-step bookkeeping kept to what the method needs (it is meant to cost
+about what equal weights cost): J_softmax^T delta in closed form,
+z * (delta - z . delta), which is the very formula of softmax's backward,
+instead of an autograd call; the sliders as a tensor made once.
+
+A batch of independent problems (``batches_problems``, the toy's five
+starts): logits of shape (B, T), one Adam over all of them (Adam acts on
+each number alone, so B separate optimisers would give the same), and the
+clipping per problem.
 """
 from __future__ import annotations
 
@@ -52,6 +62,7 @@ class FAMO(Weighting):
 
     summary = "Balances how fast each task's loss falls, from loss values alone (Liu et al. 2023)."
     wants_losses_after_step = True
+    batches_problems = True
 
     def __init__(self, *, lr: float = 0.025, weight_decay: float = 0.001, max_norm: float = 1.0):
         super().__init__(lr=lr, weight_decay=weight_decay, max_norm=max_norm)
@@ -64,13 +75,14 @@ class FAMO(Weighting):
         self.logit_optimizer: torch.optim.Optimizer | None = None
         self.previous_losses: torch.Tensor | None = None  # L(before) of the last step, until its L(after) is known
 
-    def setup(self, tasks, user_weights, model, kinds=None):
-        super().setup(tasks, user_weights, model, kinds)
+    def setup(self, tasks, user_weights, model, kinds=None, problems=None):
+        super().setup(tasks, user_weights, model, kinds, problems)
         device = next(model.parameters()).device
-        self.logits = torch.zeros(len(self.tasks), device=device, requires_grad=True)
+        self.logits = torch.zeros(*self.batch_shape, len(self.tasks), device=device, requires_grad=True)
         self.logit_optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=self.weight_decay)
         self.previous_losses = None
         self.shared = [p for p in getattr(model, "shared_parameters", lambda: [])() if p.requires_grad]
+        self.sliders = torch.tensor([self.user_weights[t] for t in self.tasks], device=device)
 
     @classmethod
     def incompatibility(cls, config):
@@ -93,29 +105,33 @@ class FAMO(Weighting):
     def update_logits(self, before: torch.Tensor, after: torch.Tensor) -> None:
         """One Adam step on the logits along J_softmax^T delta."""
         delta = torch.log(before + EPS) - torch.log(after + EPS)
-        with torch.enable_grad():
-            direction = torch.autograd.grad(torch.softmax(self.logits, dim=0), self.logits, grad_outputs=delta)[0]
-        self.logits.grad = direction
+        with torch.no_grad():
+            z = torch.softmax(self.logits, dim=-1)
+            self.logits.grad = z * (delta - (z * delta).sum(dim=-1, keepdim=True))  # J_softmax(xi)^T delta
         self.logit_optimizer.step()
 
     def backward(self, losses, model, extra, gradients=None):
-        task_losses = torch.stack([losses[t] for t in self.tasks])
+        task_losses = torch.stack([losses[t] for t in self.tasks], dim=-1)  # (*batch, T)
         current = task_losses.detach()
         if self.previous_losses is not None:  # no after_step since the last step: the next step's losses stand in
             self.update_logits(self.previous_losses, current)
         self.previous_losses = current
-        z = torch.softmax(self.logits, dim=0).detach()
-        c = 1.0 / (z / (current + EPS)).sum()
-        u = torch.tensor([self.user_weights[t] for t in self.tasks], device=current.device)
+        z = torch.softmax(self.logits, dim=-1).detach()
+        c = 1.0 / (z / (current + EPS)).sum(dim=-1)  # one per problem
+        u = self.sliders
 
         def objective(losses):
-            return c * (u * z * torch.log(torch.stack([losses[t] for t in self.tasks]) + EPS)).sum()
+            logs = torch.log(torch.stack([losses[t] for t in self.tasks], dim=-1) + EPS)
+            return (c * (u * z * logs).sum(dim=-1)).sum()
 
         backward_objective(objective, losses, extra, gradients)
         if self.max_norm > 0 and self.shared:
-            torch.nn.utils.clip_grad_norm_(self.shared, self.max_norm)
-        effective = u * c * z / (current + EPS)
-        return {t: float(effective[i]) for i, t in enumerate(self.tasks)}
+            if self.batch_shape:
+                clip_each_problem(self.shared, self.max_norm)
+            else:
+                torch.nn.utils.clip_grad_norm_(self.shared, self.max_norm)
+        effective = u * c.unsqueeze(-1) * z / (current + EPS)
+        return {t: effective[..., i].tolist() for i, t in enumerate(self.tasks)}
 
     def after_step(self, losses: dict[str, torch.Tensor]) -> None:
         """The same batch's losses after the update: move the logits now (the authors' ``update``)."""
@@ -136,3 +152,14 @@ class FAMO(Weighting):
             self.logits.copy_(torch.tensor(state["logits"]))
         if state["previous_losses"] is not None:
             self.previous_losses = torch.tensor(state["previous_losses"], device=self.logits.device)
+
+
+def clip_each_problem(params: list[torch.Tensor], max_norm: float) -> None:
+    """``clip_grad_norm_`` for each problem of a batch on its own: row b of every parameter is problem b's."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    norms = torch.stack([g.flatten(1).pow(2).sum(dim=1) for g in grads]).sum(dim=0).sqrt()
+    factor = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # as clip_grad_norm_: never scaled up
+    for g in grads:
+        g.mul_(factor.view(-1, *[1] * (g.dim() - 1)))

@@ -95,10 +95,10 @@ class TaskGradients:
         """
         if tasks is None or list(tasks) == self.tasks:
             if self._rows is None:
-                self._rows = jacobian_rows([self.losses[t] for t in self.tasks], self.params)
+                self._rows = jacobian_rows([scalar(self.losses[t]) for t in self.tasks], self.params)
             return self._rows
         if self._rows is None:
-            return jacobian_rows([self.losses[t] for t in tasks], self.params)
+            return jacobian_rows([scalar(self.losses[t]) for t in tasks], self.params)
         index = [self.tasks.index(t) for t in tasks]
         return [row[index] for row in self._rows]
 
@@ -120,9 +120,19 @@ class TaskGradients:
             for t in self.tasks
         ])
         for p, row in zip(self.params, rows):
-            set_grad(p, torch.tensordot(coefficients.to(row.dtype), row, dims=1))
+            if coefficients.dim() == 1:
+                set_grad(p, torch.tensordot(coefficients.to(row.dtype), row, dims=1))
+            else:  # a batch of problems (``Weighting.batches_problems``): c_{t,b} times problem b's slice of row t
+                c = coefficients.to(row.dtype).reshape(*coefficients.shape, *[1] * (row.dim() - coefficients.dim()))
+                set_grad(p, (c * row).sum(dim=0))
         if extra.requires_grad:
             extra.backward()
+
+
+def scalar(loss: torch.Tensor) -> torch.Tensor:
+    """The loss itself, or the sum of a batch of independent problems' losses (one per problem):
+    its gradient on problem b's parameters is problem b's own loss's gradient."""
+    return loss if loss.dim() == 0 else loss.sum()
 
 
 def set_grad(p: torch.Tensor, grad: torch.Tensor) -> None:

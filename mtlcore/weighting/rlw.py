@@ -27,9 +27,11 @@ import torch
 from .base import WEIGHTINGS, LossWeighting
 
 
-def random_weights(n_tasks: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """n_tasks * softmax of standard-normal samples: positive, summing to n_tasks."""
-    return n_tasks * torch.softmax(torch.randn(n_tasks, generator=generator), dim=0)
+def random_weights(n_tasks: int, generator: torch.Generator | None = None,
+                   batch_shape: tuple[int, ...] = ()) -> torch.Tensor:
+    """n_tasks * softmax of standard-normal samples: positive, summing to n_tasks (over the last
+    dimension; ``batch_shape``: independent draws for a batch of problems)."""
+    return n_tasks * torch.softmax(torch.randn(*batch_shape, n_tasks, generator=generator), dim=-1)
 
 
 @WEIGHTINGS.register("rlw")
@@ -38,11 +40,14 @@ class RandomLossWeighting(LossWeighting):
 
     summary = "Random weights every step: the baseline any method should beat (Lin et al. 2022)."
     steerable_weights = True  # u_t * w_t with w_t drawn afresh: nothing learned undoes a moved slider
+    batches_problems = True  # a batch of problems draws B x T weights, in the order B separate calls would
 
     def __init__(self):
         super().__init__()
 
     def weights(self, losses):
         # The global generator, seeded by the run's seed: reproducible on CPU.
-        w = random_weights(len(self.tasks))
+        w = random_weights(len(self.tasks), batch_shape=self.batch_shape)
+        if self.batch_shape:
+            return {t: w[..., i] for i, t in enumerate(self.tasks)}
         return {t: float(w[i]) for i, t in enumerate(self.tasks)}

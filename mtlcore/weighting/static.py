@@ -10,6 +10,7 @@ class StaticWeighting(LossWeighting):
 
     summary = "Your slider weights, fixed during training (or moved live while it trains)."
     steerable_weights = True  # the sliders are the whole method
+    batches_problems = True  # nothing of its own: a batch of problems is a summed objective
 
     def weights(self, losses):
         return {t: 1.0 for t in self.tasks}
@@ -23,9 +24,10 @@ class EqualWeighting(LossWeighting):
     """
 
     summary = "Every task counts the same (ignores the sliders)."
+    batches_problems = True
 
-    def setup(self, tasks, user_weights, model, kinds=None):
-        super().setup(tasks, {t: 1.0 for t in tasks}, model, kinds)
+    def setup(self, tasks, user_weights, model, kinds=None, problems=None):
+        super().setup(tasks, {t: 1.0 for t in tasks}, model, kinds, problems)
 
     def weights(self, losses):
         return {t: 1.0 for t in self.tasks}

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import WEIGHTINGS, LossWeighting
+from .base import WEIGHTINGS, LossWeighting, summed
 
 FORMS = ("paper", "libmtl")
 
@@ -45,6 +45,7 @@ class UncertaintyWeighting(LossWeighting):
     """Learned log-variances s_t: total = sum_t c_t exp(-s_t) L_t + 0.5 s_t, c_t = 1 or 1/2 by task kind."""
 
     summary = "Learns each task's noise level and down-weights the noisy ones (Kendall et al. 2018)."
+    batches_problems = True  # a batch of problems: one log-variance per problem and task
 
     def __init__(self, *, init_log_variance: float = 0.0, form: str = "paper"):
         super().__init__(init_log_variance=init_log_variance, form=form)
@@ -55,10 +56,11 @@ class UncertaintyWeighting(LossWeighting):
         self.log_variance: torch.nn.Parameter | None = None  # made by setup, one per task
         self.factors: dict[str, float] = {}  # c_t
 
-    def setup(self, tasks, user_weights, model, kinds=None):
-        super().setup(tasks, user_weights, model, kinds)
+    def setup(self, tasks, user_weights, model, kinds=None, problems=None):
+        super().setup(tasks, user_weights, model, kinds, problems)
         device = next(model.parameters()).device
-        self.log_variance = torch.nn.Parameter(torch.full((len(self.tasks),), self.init_log_variance, device=device))
+        shape = (*self.batch_shape, len(self.tasks))
+        self.log_variance = torch.nn.Parameter(torch.full(shape, self.init_log_variance, device=device))
         self.factors = {t: self.factor(self.kinds[t]) for t in self.tasks}
 
     def factor(self, kind: str) -> float:
@@ -70,14 +72,14 @@ class UncertaintyWeighting(LossWeighting):
 
     def weights(self, losses):
         # d total / d L_t, without the slider: c_t * exp(-s_t).
-        return {t: self.factors[t] * torch.exp(-self.log_variance[i]) for i, t in enumerate(self.tasks)}
+        return {t: self.factors[t] * torch.exp(-self.log_variance[..., i]) for i, t in enumerate(self.tasks)}
 
     def objective(self, losses, weights, extra):
         # sum_t u_t * (c_t exp(-s_t) L_t + 0.5 s_t): the + 0.5 s_t (= log sigma_t) keeps the weights from vanishing.
-        return extra + sum(
-            self.user_weights[t] * (weights[t] * losses[t] + 0.5 * self.log_variance[i])
+        return extra + summed(sum(
+            self.user_weights[t] * (weights[t] * losses[t] + 0.5 * self.log_variance[..., i])
             for i, t in enumerate(self.tasks)
-        )
+        ))
 
     def state_dict(self):
         return {"log_variance": self.log_variance.detach().cpu().tolist()}
