@@ -107,6 +107,7 @@ class StudyStore:
         that reused someone else's run which then got cancelled or
         interrupted are put back to waiting first. Safe to call from several
         pages at once: a member claimed twice keeps one run, the other is cancelled.
+        A study whose runs have all ended has that ending written (``record_ending``).
         """
         record = self.get(study_id)
         if record.state == FINISHED:
@@ -161,7 +162,7 @@ class StudyStore:
         return [waiting[i] for i in runner.next_batch([m.config for m in waiting])]
 
     def advance_all(self, runner, owner: Owner | str | None = None) -> int:
-        """``advance`` every study still running in its row (of ``owner``, if given); return how many runs were submitted.
+        """``advance`` every study whose row says running (of ``owner``, if given); return the runs submitted.
 
         A study whose last run has just ended gets its ending recorded here.
         """
@@ -171,8 +172,9 @@ class StudyStore:
     def record_ending(self, study_id: str) -> bool:
         """Write ``finished`` into the row of a study whose every member has ended; return whether it did.
 
-        The one write behind what ``get`` already reports: lists that filter
-        on the row (and ``cancel``'s "already ended") then agree with it.
+        The one write behind what ``get`` already reports, so that the row
+        agrees with it and ``advance_all`` (which asks the rows still
+        running) stops looking at the study.
         """
         record = self.get(study_id)
         if record.state != FINISHED:
