@@ -103,7 +103,8 @@ def lesson_share_panel(config: ExperimentConfig) -> None:
         st.multiselect("Hide from students", list(rows), format_func=rows.get, key=f"{K}hide")
         st.multiselect("Lock at my value", [k for k in rows if k not in ss.get(f"{K}hide", [])],
                        format_func=rows.get, key=f"{K}lock")
-        st.checkbox("Hide the explanations", key=f"{K}no_explain")
+        st.checkbox("Hide the explanations", key=f"{K}no_explain",
+                    help="Students see the controls without the notes under them and the loss formula (explain=0).")
         st.text_input("Lesson title", key=f"{K}title", max_chars=60, placeholder="e.g. The weights race")
         st.text_input("Goal (optional: what the class board sorts by)", key=f"{K}goal", max_chars=120,
                       placeholder="highest shape accuracy with size MAE under 0.5",

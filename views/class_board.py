@@ -15,6 +15,7 @@ from mtlcore.charts.class_board import answers_figure, class_board_figure
 from mtlcore.lessons import (LessonRoom, answer_shares, axes, board_choices, board_lesson, board_rows, describe,
                              export_csv, pareto_front, student_points, table)
 from mtlcore.runs import NotOwnerError, StoreError
+from ui.page import header, notice
 from ui.safe_text import md, say
 from ui.session import get_runner, get_store, is_teacher, owner
 
@@ -27,7 +28,7 @@ st.html("<style>.stMainBlockContainer p, .stMainBlockContainer li, .stMainBlockC
         "{font-size: 1.35rem !important; color: #000 !important;} "
         ".stMainBlockContainer [data-testid='stDataFrame'] {font-size: 1.2rem;}</style>")
 
-st.title("📺 Class board")
+header("📺 Class board")
 room = LessonRoom(get_store())
 choices = board_choices(room)
 wanted = st.query_params.get("lesson")
@@ -118,6 +119,4 @@ with st.container(border=True):
         st.caption("Teacher controls (stop every run of the lesson, close it, export its results) appear in "
                    "teacher mode: type the teacher password in the sidebar. A student stops only their own runs, "
                    "on Train.")
-    notice = ss.pop(f"{K}notice", None)
-    if notice:
-        say(notice[0], notice[1])
+    notice(f"{K}notice")

@@ -20,6 +20,7 @@ from mtlcore.compare import SIGN_CONVENTION
 from mtlcore.verdicts import RULE, delta_m_verdict
 from mtlcore.runs import StoreError
 from ui.safe_text import md, say
+from ui.page import header
 from ui.session import get_runner, get_store, owner, run_name
 
 ACTIVE = ("queued", "running")
@@ -371,9 +372,8 @@ def baselines_training(picked, runs) -> bool:
 # ----- the page ------------------------------------------------------------------------
 
 def page() -> None:
-    st.title("Compare runs")
-    st.caption("Overlay runs' learning curves, compare their test metrics, and check whether training the "
-               "tasks together beats training each task alone.")
+    header("Compare runs", "Overlay runs' learning curves, compare their test metrics, and check whether "
+           "training the tasks together beats training each task alone.")
     try:
         store = get_store()
         runs = store.list_runs()

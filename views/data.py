@@ -29,6 +29,7 @@ from mtlcore.data.own_import import (
     IGNORE, MAX_ARCHIVE_BYTES, DataImportError, dataset_owner, import_images, import_table, preview,
 )
 from mtlcore.runs.datasets import delete_dataset
+from ui.page import header, notice
 from ui.safe_text import md, say
 from ui.session import owner
 from ui.machine_report import machine_report_expander
@@ -194,11 +195,8 @@ def imported_section(infos) -> None:
 
 
 def page() -> None:
-    st.title("Data")
-    st.caption(f"Dataset files live in the data folder `{data_home()}` (set MTL_HOME to use another).")
-    flash = st.session_state.pop("data_flash", None)
-    if flash:
-        say("success", flash)
+    header("Data", f"Dataset files live in the data folder `{data_home()}` (set MTL_HOME to use another).")
+    notice("data_flash")
     for problem in own.refresh():
         say("warning", problem)
     infos = list_datasets()

@@ -18,6 +18,7 @@ import streamlit as st
 from mtlcore.reproduce import (
     NOT_REPRODUCED, REPRODUCED, REPRODUCTIONS, ReproductionResult, run_reproduction, stored_results,
 )
+from ui.page import header
 
 K = "findings_"
 BADGE = {REPRODUCED: ("green", "reproduced"), NOT_REPRODUCED: ("red", "not reproduced")}
@@ -153,8 +154,7 @@ def show_job(name: str) -> None:
         st.code("\n".join(job.lines[-12:]), language=None)
 
 
-st.title("Findings")
-st.caption("Each reproduction states a paper's claim, runs it here on embedded data over several seeds, and "
+header("Findings", "Each reproduction states a paper's claim, runs it here on embedded data over several seeds, and "
            "puts the paper's number beside ours with a verdict: reproduced, not reproduced or inconclusive. "
            "A miss is shown as a miss.")
 

@@ -20,6 +20,7 @@ from mtlcore.toy import (
     update_directions, warm_up,
 )
 from mtlcore.toy.figures import gradients_figure, landscapes_figure, method_colours, trajectories_figure
+from ui.page import header
 
 K = "gradients_"
 DEFAULT_METHODS = ["equal", "famo", "pcgrad", "upgrad"]
@@ -72,7 +73,7 @@ def stop() -> None:
         comparison.stop()
 
 
-st.title("Gradients: when tasks pull apart")
+header("Gradients: when tasks pull apart")
 st.markdown(
     "Two losses over a point **x = (x1, x2)**: the toy problem of Liu et al. (CAGrad, NeurIPS 2021), with the "
     "first loss scaled by 0.1 as in Nash-MTL (Navon et al., ICML 2022) and FAMO (Liu et al., NeurIPS 2023). Each "

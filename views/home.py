@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mtlcore.charts import architecture_figure
+from ui.page import header
 from ui.presets import PRESETS
 from ui.texts import SECTIONS
 
@@ -17,7 +18,7 @@ def open_preset(index: int) -> None:
     st.switch_page("views/train.py", query_params={**preset.settings, "label": preset.label})
 
 
-st.title("🧪 MTL Lab")
+header("🧪 MTL Lab")
 st.markdown("#### Train one network on several tasks at once — and see when sharing helps and when it hurts.")
 
 left, right = st.columns([5, 6], gap="large")

@@ -6,13 +6,14 @@ import streamlit as st
 from mtlcore import ARCHITECTURES, WEIGHTINGS
 from mtlcore.charts import architecture_figure
 from mtlcore.lessons import LessonError, load_lessons
+from ui.page import header
 from ui.safe_text import md, say
 from ui.texts import LEARN_ORDER, SECTIONS
 
 DIAGRAM_TASKS = ["task A", "task B"]
 DIAGRAMS = {"sharing": ("hard", "soft"), "cross_stitch": ("cross_stitch",), "mmoe": ("mmoe",)}
 
-st.title("📖 Learn")
+header("📖 Learn")
 st.markdown("Short explanations of everything the Train page lets you change. "
             "Each section ends with the paper to read next.")
 

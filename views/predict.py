@@ -23,6 +23,7 @@ from mtlcore.charts import probability_figure, temperature_figure
 from mtlcore.export import COVERED, dataset_bytes, export_bytes, model_metadata, render_script, script_problem
 from mtlcore.images import ImageError
 from mtlcore.predict import CheckpointError, LoadedModel, input_warning, load_model, predict_tensor, preprocess
+from ui.page import header
 from ui.safe_text import md, say
 from mtlcore.studies import StudyStore
 from ui.live_camera import LiveResult, live_camera
@@ -368,8 +369,7 @@ def ensemble_page(store) -> None:
 # ----- the page --------------------------------------------------------------------------
 
 def page() -> None:
-    st.title("Predict")
-    st.caption("Give a trained model one picture and see every task's prediction at once.")
+    header("Predict", "Give a trained model one picture and see every task's prediction at once.")
     mode = st.radio("Model", ("A run", "An ensemble"), horizontal=True, key="predict_mode",
                     help="A run's model, or an ensemble of bagged single-task models from a finished "
                          "mtl-vs-ensemble study (each member's vote next to the average).")

@@ -23,6 +23,7 @@ from mtlcore.charts import study_figures as figures
 from mtlcore.studies.spec import DEFAULT_ARCHS, DEFAULT_CORRELATIONS, DEFAULT_ENSEMBLE, DEFAULT_METHODS, DEFAULT_SEEDS
 from mtlcore.verdicts import RULE as VERDICT_RULE
 from ui.lesson_share import lesson_share_panel
+from ui.page import header, name_tip, notice
 from ui.safe_text import md, say
 from ui.session import ago, get_runner, get_store, owner, state_badge
 
@@ -325,19 +326,16 @@ def follow_studies(polling: bool = False) -> None:
         study_panel(chosen, by_id[chosen].state == "running")
 
 
-st.title("🔬 Studies")
+header("🔬 Studies")
 st.markdown(
     "Does training these tasks together help, and which tasks should share? One run cannot say: small runs "
     "are noisy, and the difference between two settings is often smaller than what changing the seed does "
     "(Xin et al., NeurIPS 2022; Kurin et al., NeurIPS 2022). A **study** trains every configuration over "
     "several seeds and reports means and spreads."
 )
-notice = ss.pop(f"{K}notice", None)
-if notice:
-    say("success", notice)
+notice(f"{K}notice")
 with st.expander("Start a study", expanded=not ss.get(f"{K}chosen")):
     start_form()
-if owner().name == "anonymous":
-    st.caption("Tip: type your name in the sidebar, so that others can tell your studies apart.")
+name_tip("studies")
 studies_running = any_study_running()
 st.fragment(follow_studies, run_every=POLL_SECONDS if studies_running else None)(studies_running)
