@@ -2,8 +2,9 @@
 
 ``build_result(spec, groups, outcomes)`` works on whatever has finished so
 far, so a page can redraw it as runs come in: a value that needs a run not
-yet finished is None. Only plain numbers go in and out (no torch), and
-the output is JSON as written to ``result.json``.
+yet finished is None. Only plain numbers go in and out, and the output is
+JSON as written to ``result.json``. The file uses no torch, but importing it
+loads torch all the same: ``mtlcore.studies`` imports the engine (local.py).
 """
 from __future__ import annotations
 

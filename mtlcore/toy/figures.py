@@ -1,7 +1,8 @@
 """Plotly figures of the toy problem: loss landscapes with paths, and gradients as arrows.
 
 Plain data in (numpy arrays from ``problem.py``, ``Trajectories``), a
-``plotly.graph_objects.Figure`` out; no Streamlit, no torch.
+``plotly.graph_objects.Figure`` out; no Streamlit. The file uses no torch,
+but importing it loads torch all the same: ``mtlcore.toy`` imports problem.py.
 """
 from __future__ import annotations
 
