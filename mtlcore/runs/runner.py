@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..config import ExperimentConfig, validate
+from ..config import ExperimentConfig
+from ..validation import validate
 from ..owners import Owner
 # Packing is decided by mtlcore.packing (when a run is queued: the store's insert); the names stay importable here.
 from ..packing.grouping import MAX_PACKED_RUNS, PACKING_VARIABLE, first_pack, packing_enabled  # noqa: F401
