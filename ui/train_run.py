@@ -1,7 +1,8 @@
 """The Train page's run bar: the run's label, Start, Stop and Delete, and what they answer.
 
-    from ui.train_run import run_bar
-    run_bar(config, problem)
+    from ui.train_run import run_bar, run_footer
+    run_bar(config, problem)   # above the live panel
+    run_footer()               # below it
 
 Start hands the configuration to the runner (a worker trains it); Stop and
 Delete act on the page's run (``train_run``) for its owner or the teacher.
@@ -76,7 +77,7 @@ def page_run():
         return None
 
 
-def run_bar(config: ExperimentConfig, problem: str | None, explain: bool = True) -> None:
+def run_bar(config: ExperimentConfig, problem: str | None) -> None:
     """The label, then Start and Stop side by side, then what stops Start and the last notice."""
     record = page_run()
     me = owner()
@@ -95,6 +96,20 @@ def run_bar(config: ExperimentConfig, problem: str | None, explain: bool = True)
     if stop_clicked and can_stop:
         stop(record.id)
         st.rerun()
+    notice = ss.pop(f"{K}notice", None)
+    if notice and notice[0] == "error":
+        say("error", notice[1])
+    elif notice:
+        toast(notice[1], icon="✅" if notice[0] == "success" else "ℹ️")
+
+
+def run_footer(explain: bool = True) -> None:
+    """Under the live panel: who may stop or delete the run (and Delete for them), and the name tip.
+
+    Below the panel rather than under Stop: on a projector the live chart then fits the first screen.
+    """
+    record, me = page_run(), owner()
+    allowed = record is not None and me.may_change(record.owner, record.owner_key)
     if record is not None and not allowed:
         say("caption", me.refusal("this run", record.owner, record.owner_key, "stop" if record.is_active else "delete"))
     if record is not None and allowed and not record.is_active:
@@ -103,8 +118,3 @@ def run_bar(config: ExperimentConfig, problem: str | None, explain: bool = True)
             st.button(f"Delete {record.id}", key=f"{K}delete", type="primary", on_click=delete, args=(record.id,))
     if me.name == "anonymous" and explain:
         st.caption("Tip: type your name in the sidebar, so that others can tell your runs apart.")
-    notice = ss.pop(f"{K}notice", None)
-    if notice and notice[0] == "error":
-        say("error", notice[1])
-    elif notice:
-        toast(notice[1], icon="✅" if notice[0] == "success" else "ℹ️")

@@ -25,7 +25,7 @@ from ui.lesson_box import lesson_box
 from ui.lesson_share import lesson_share_panel
 from ui.train_form import View, settings_tabs
 from ui.train_live import live_panel, recent_runs
-from ui.train_run import run_bar
+from ui.train_run import run_bar, run_footer
 from ui.train_settings import K, LESSON_KEYS, absorb, normalise, parse_list, sanitise, widget_values
 
 NOT_CONFIG = ("run", "label", "key", *LESSON_KEYS)  # URL keys that are not configuration settings
@@ -165,7 +165,7 @@ def problem_of(config: ExperimentConfig) -> str | None:
     return None
 
 
-def live_column() -> None:
+def live_column(view: View) -> None:
     run_id = ss.get(f"{K}run")
     if run_id:
         try:
@@ -178,6 +178,7 @@ def live_column() -> None:
     else:
         st.info("Choose tasks and settings, then press **Start**. The run trains in the background; "
                 "its curves appear here as it learns.")
+    run_footer(view.explain)
     recent_runs(reopen)
 
 
@@ -204,6 +205,6 @@ with settings:
               help="Every control back to the lesson's settings, or to its default (your runs are kept).")
     lesson_share_panel(config)
 with run_column:
-    run_bar(config, problem_of(config), view.explain)
-    live_column()
+    run_bar(config, problem_of(config))
+    live_column(view)
 write_url(config)
