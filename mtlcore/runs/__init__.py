@@ -29,6 +29,7 @@ app restarts. One file per job:
     ray_dispatcher.py   optional second executor: sends queued runs to a Ray
                         cluster and writes what comes back into the store
     ray_remote.py   what runs on the cluster: the training task, the mailbox actor
+    datasets.py     delete an imported dataset unless queued or running runs use it
 
     >>> from mtlcore.runs import RunStore, Runner
     >>> runner = Runner(RunStore())
