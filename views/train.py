@@ -158,11 +158,14 @@ def problem_of(config: ExperimentConfig) -> str | None:
     missing = dataset_info(config.dataset.name).unavailable_reason()
     if missing:  # the worker would fail with a traceback in its log; say here what to do instead
         return missing
-    try:
-        validate(config)
-    except (ConfigError, ValueError) as error:
-        return str(error)
-    return None
+    text = config.to_json()
+    if ss.get(f"{K}checked", (None,))[0] != text:  # validated once per configuration, not on every poll
+        try:
+            validate(config)
+            ss[f"{K}checked"] = (text, None)
+        except (ConfigError, ValueError) as error:
+            ss[f"{K}checked"] = (text, str(error))
+    return ss[f"{K}checked"][1]
 
 
 def live_column(view: View) -> None:
