@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -95,11 +96,16 @@ def read_studies(db_path: Path, where: str, params: list, owner: Owner | str | N
     their members and each member's run. ``owner`` as in ``RunStore.list_runs``.
     """
     with reading(db_path) as conn:
-        rows = conn.execute(
-            f"SELECT {_STUDY_COLUMNS}, {_MEMBER_COLUMNS} FROM studies s "
-            "LEFT JOIN study_members m ON m.study_id = s.id LEFT JOIN runs r ON r.id = m.run_id "
-            f"WHERE {where} ORDER BY s.created_at DESC, s.rowid DESC, m.position", params,
-        ).fetchall()
+        try:
+            rows = conn.execute(
+                f"SELECT {_STUDY_COLUMNS}, {_MEMBER_COLUMNS} FROM studies s "
+                "LEFT JOIN study_members m ON m.study_id = s.id LEFT JOIN runs r ON r.id = m.run_id "
+                f"WHERE {where} ORDER BY s.created_at DESC, s.rowid DESC, m.position", params,
+            ).fetchall()
+        except sqlite3.OperationalError as error:
+            if "no such table" not in str(error):
+                raise
+            return []  # a read-only data folder made before studies existed: it has none
     if isinstance(owner, Owner):
         rows = [r for r in rows if owner.owns(r["owner"], r["owner_key"])]
     elif owner is not None:
