@@ -175,7 +175,7 @@ class Runner:
         """
         validate(config)
         if lesson:
-            from ..lessons.room import LessonRoom  # here: the lessons package imports this one
+            from .lesson_room import LessonRoom
 
             LessonRoom(self.store).check_open(lesson)
         run_id = self.store.add_run(config, label, owner, study_id, cap=self.queue_cap_per_owner).id

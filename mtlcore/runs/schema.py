@@ -104,7 +104,7 @@ CREATE TABLE IF NOT EXISTS steering (
     note TEXT NOT NULL DEFAULT '',   -- why the worker refused it ('' when applied)
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
--- A lesson (mtlcore.lessons.room) that was shared as a link or closed by the teacher.
+-- A lesson (mtlcore.runs.lesson_room) that was shared as a link or closed by the teacher.
 CREATE TABLE IF NOT EXISTS lessons (
     id TEXT PRIMARY KEY,
     title TEXT NOT NULL DEFAULT '',  -- '' for a built-in lesson (lessons/*.toml) that was only closed
