@@ -26,6 +26,7 @@ def test_list_names_every_reproduction_with_its_claim(capsys):
     (["reproduce", "nonsense"], "Unknown reproduction 'nonsense'; choose one of: "),
     (["reproduce", "toy", "--steps", "0"], "--steps must be 1 or more"),
     (["reproduce", "toy", "--methods", "equal,bogus", "--steps", "5"], "Unknown weighting method(s) bogus"),
+    (["reproduce", "toy", "--quick", "--full"], "--quick and --full ask for opposite sizes"),
 ])
 def test_bad_input_gets_one_sentence_and_exit_code_2(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("MTL_HOME", str(tmp_path))
@@ -65,6 +66,14 @@ def test_toy_verdicts_follow_what_the_runs_found():
     nash_cost = next(r for c, r in by_claim.items() if c.startswith("Nash-MTL's cost"))
     assert famo_cost.verdict == NOT_REPRODUCED and famo_cost.ours.startswith("3.00x")
     assert nash_cost.verdict == REPRODUCED
+
+
+def test_a_method_cut_short_of_50000_steps_gets_no_verdict_on_reaching_the_pareto_set():
+    runs = {"equal": {"reached": [True, True, False, True, True], "steps": 50_000},
+            "mgda": {"reached": [True, False, True, True, True], "steps": 12_500}}
+    rows = {r.claim.split(" ")[0]: r for r in ToyReproduction.rows(runs, {}, 50_000, STARTS)}
+    assert rows["Equal-weight"].verdict == REPRODUCED
+    assert rows["MGDA"].verdict == INCONCLUSIVE and "only 12,500 of the paper's 50,000 steps" in rows["MGDA"].note
 
 
 def test_results_round_trip_and_the_overall_verdict():

@@ -51,6 +51,38 @@ def test_the_matched_budget_gives_both_models_about_the_same_parameters():
     assert abs(counts["mmoe"] - counts["hard"]) / counts["hard"] < 0.15
 
 
+def test_the_relatedness_study_defaults_to_the_papers_matched_budget():
+    from mtlcore.studies.spec import default_base
+
+    counts = parameters(default_base("relatedness"))  # what the Studies page starts from
+    assert counts == parameters(base_config())
+    assert abs(counts["mmoe"] - counts["hard"]) / counts["hard"] < 0.15
+
+
+def test_the_default_runs_in_minutes_and_full_keeps_the_long_version():
+    short, full = base_config(), base_config(full=True)
+    assert short.dataset.options["n_samples"] < full.dataset.options["n_samples"] == 10_000
+    assert short.train.epochs < full.train.epochs == 10
+    assert MMoERelatedness.default_seeds >= 5 and SweepBaseline.default_seeds >= 5
+
+
+def test_the_generators_sines_can_bend_the_tasks():
+    from mtlcore.data import DATASETS
+
+    def linear_share(sine_std):  # how much of task_a's variance a least-squares line explains
+        import numpy as np
+
+        data = DATASETS.get("synthetic").build(seed=0, n_samples=4000, sine_std=sine_std)
+        x, y = data.train.x.numpy(), data.train.y["task_a"].numpy()
+        design = np.c_[x, np.ones(len(x))]
+        residual = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+        return 1 - residual.var() / y.var()
+
+    assert linear_share(0.1) > 0.97 and linear_share(1.0) < 0.8
+    with pytest.raises(ValueError, match="sine_std must be between 0 and 100"):
+        DATASETS.get("synthetic").build(seed=0, n_samples=100, sine_std=-1)
+
+
 def test_layer_sizes_for_a_cnn_trunk_get_one_sentence():
     config = set_key(set_key(ExperimentConfig(), "dataset.name", "shapes"), "model.hidden", 113)
     with pytest.raises(ConfigError, match=r"model\.layers, model\.hidden and model\.expert_hidden shape the MLP"):

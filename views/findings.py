@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mtlcore.reproduce import (
-    NOT_REPRODUCED, REPRODUCED, REPRODUCTIONS, ReproductionResult, run_reproduction, stored_results,
+    NOT_REPRODUCED, REPRODUCED, REPRODUCTIONS, ReproductionResult, measured_results, run_reproduction, stored_results,
 )
 from ui.page import header
 
@@ -129,6 +129,17 @@ def affinity_figure(details: dict) -> go.Figure | None:
                    xaxis_title="affinity Z(i→j) from the all-task run", yaxis_title="gain of j with i, %")
 
 
+def toy_reach_table(details: dict) -> list[dict]:
+    """Every method's trajectories: how many of the five starts reached the Pareto set, after how many steps."""
+    rows = []
+    for method, run in (details.get("trajectories") or {}).items():
+        reached = run.get("reached") or []
+        rows.append({"method": method, "steps": run.get("steps"), "reached the Pareto set": f"{sum(reached)}/{len(reached)}",
+                     "final distance (max)": max(run.get("distance") or [float("nan")]),
+                     "cost vs equal": (details.get("relative_cost") or {}).get(method)})
+    return rows
+
+
 def toy_figure(details: dict) -> go.Figure | None:
     relative = details.get("relative_cost") or {}
     if not relative:
@@ -159,9 +170,12 @@ header("Findings", "Each reproduction states a paper's claim, runs it here on em
            "A miss is shown as a miss.")
 
 results = stored_results()
+measured = measured_results()
 for name in REPRODUCTIONS.names():
     cls = REPRODUCTIONS.get(name)
     result = results.get(name)
+    shipped = result is None and name in measured  # not run here yet: the README's measurement
+    result = result or measured.get(name)
     with st.container(border=True):
         head = f"### {cls.title}"
         st.markdown(head + (f"  {badge(result.verdict)}" if result else "  :gray-badge[not run yet]"))
@@ -191,10 +205,14 @@ for name in REPRODUCTIONS.names():
         progress()
         if result is None:
             continue
-        st.caption(f"Stored result: {result.seeds} seed(s), {result.seconds:.0f} s on {result.machine or 'this machine'}, "
+        st.caption(("As measured for the README (not run in this data folder yet): " if shipped else "Stored result: ")
+                   + f"{result.seeds} seed(s), {result.seconds:.0f} s on {result.machine or 'this machine'}, "
                    f"{datetime.fromtimestamp(result.created_at):%Y-%m-%d %H:%M}"
-                   + (" · quick settings" if result.settings.get("quick") else ""))
+                   + (" · quick settings" if result.settings.get("quick") else "")
+                   + (" · long version (--full)" if result.settings.get("full") else ""))
         claims_table(result)
+        if name == "toy" and result.details.get("trajectories"):
+            st.dataframe(toy_reach_table(result.details), hide_index=True, key=f"{K}{name}_reach")
         figure = FIGURES.get(name, lambda d: None)(result.details)
         if figure is not None:
             st.plotly_chart(figure, width="stretch", key=f"{K}{name}_figure")

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                         help="toy: processes for the trajectories (default one per core; 1 = this process)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny data and epochs: a smoke test in seconds, whose verdicts mean little")
+    parser.add_argument("--full", action="store_true",
+                        help="the long version (more data, epochs or methods; tens of minutes): the default is "
+                             "sized to finish in minutes on a 2-core CPU")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run)
 
@@ -70,6 +73,10 @@ def run(args) -> int:
         options["steps"] = args.steps
     if args.quick:
         options["quick"] = True
+    if args.full:
+        if args.quick:
+            raise CommandError("--quick and --full ask for opposite sizes; give one of them.")
+        options["full"] = True
     if args.workers is not None:
         if args.workers < 1:
             raise CommandError(f"--workers must be 1 or more, got {args.workers}.")

@@ -27,8 +27,12 @@ from . import affinity  # noqa: F401
 
 __all__ = [
     "INCONCLUSIVE", "NOT_REPRODUCED", "REPRODUCED", "REPRODUCTIONS", "VERDICTS", "ClaimRow", "Reproduction",
-    "ReproductionResult", "default_result_path", "run_reproduction", "stored_results",
+    "ReproductionResult", "default_result_path", "measured_results", "run_reproduction", "stored_results",
 ]
+
+#: Results as measured for the README's Findings, shipped with the lab (``measured/NAME.json``): what the
+#: Findings page shows for a reproduction not yet run in this data folder.
+MEASURED = Path(__file__).with_name("measured")
 
 
 def default_result_path(name: str, home: Path | str | None = None) -> Path:
@@ -48,6 +52,19 @@ def run_reproduction(name: str, seeds: int | None = None, out: Path | str | None
     result = reproduction.run(seeds, progress=progress, **options)
     result.write(out if out is not None else default_result_path(name))
     return result
+
+
+def measured_results() -> dict[str, ReproductionResult]:
+    """The results measured for the README (``measured/NAME.json``), by name."""
+    found = {}
+    for name in REPRODUCTIONS.names():
+        path = MEASURED / f"{name}.json"
+        if path.is_file():
+            try:
+                found[name] = ReproductionResult.read(path)
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
 
 
 def stored_results(home: Path | str | None = None) -> dict[str, ReproductionResult]:
