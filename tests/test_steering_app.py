@@ -86,3 +86,24 @@ def test_someone_else_sees_who_may_steer_and_no_controls(running):
     assert not [s for s in at.slider if (s.key or "").startswith("train_steer__")]
     assert any("Only alice" in c.value for c in at.caption)
     assert steering.events(store, record.id) == []
+
+
+def test_compare_draws_a_fork_from_its_parents_step_with_the_branch_marked(running):
+    store, parent, worker = running
+    store.add_run(ExperimentConfig.from_flat(TINY), "the fork", Owner.from_key("alice", ALICE_KEY))
+    child = store.claim_next(worker)
+    steering.record(store, child.id, steering.FORKED_FROM, 5.0, text=parent.id)
+    store.append_steps(child.id, [{"step": s, "epoch": 1, "progress": s / 10, "loss": {"shape": 0.1, "color": 0.1},
+                                   "weight": {"shape": 1.0, "color": 1.0}, "t": float(s)} for s in range(1, 4)],
+                       0.3, claim=child.claim)
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["owner"] = "alice"
+    at.run()
+    at.switch_page("views/compare.py").run()
+    assert not at.exception, at.exception
+    assert set(at.multiselect(key="compare_runs").value) == {parent.id, child.id}
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    [loss] = [c for c in charts if "color" in c["layout"]["title"]["text"] and c["layout"]["xaxis"]["title"]["text"] == "step"]
+    lines = {trace["name"].split(" · ")[0]: trace["x"] for trace in loss["data"]}
+    assert lines["steer me"] == [1, 2, 3, 4, 5] and lines["the fork"] == [6, 7, 8]  # the branch leaves at step 5
+    assert f"fork of {parent.id}" in [a.get("text") for a in loss["layout"]["annotations"]]

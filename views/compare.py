@@ -12,13 +12,14 @@ import streamlit as st
 from mtlcore import ConfigError
 from mtlcore.calibration import calibration_rows, uncertainty_rows
 from mtlcore.charts import Curve, curves_figure, has_calibration, reliability_figure, series_colors, thin
+from mtlcore.charts.markers import add_markers, steering_markers
 from mtlcore.compare import (
     CITATION, Baselines, baseline_config, compare_to_baselines, missing_seed_configs, results_table, rows_to_csv,
     seeded_values, task_scoring,
 )
 from mtlcore.compare import SIGN_CONVENTION
 from mtlcore.verdicts import RULE, delta_m_verdict
-from mtlcore.runs import StoreError
+from mtlcore.runs import StoreError, steering
 from ui.safe_text import md, say
 from ui.page import header
 from ui.session import get_runner, get_store, owner, run_name
@@ -126,26 +127,38 @@ def draw_curves(picked, metrics: dict) -> None:
                     say("warning", str(error))
     several_datasets = len({d for d, _ in tasks}) > 1
     colour = series_colors([run.id for run in picked])  # one colour per run, the same in every chart
+    # Live steering: a fork is drawn from its parent's step (a branch), and each run's changes are marked.
+    store = get_store()
+    starts = {run.id: steering.branch_start(store, run.id) or (0, 0) for run in picked}
+    marks = {run.id: steering_markers(steering.applied(store, run.id)) for run in picked}
     val_tab, loss_tab = st.tabs(["Validation metric per epoch", "Training loss per step"])
     for tab, kind in ((val_tab, "val"), (loss_tab, "loss")):
         with tab:
             columns = st.columns(2)
             for index, ((dataset, task), (metric, higher)) in enumerate(tasks.items()):
-                curves = []
+                curves, shown = [], []
                 for run in picked:
                     if run.config.dataset.name != dataset or task not in run.config.tasks:
                         continue
                     steps, epochs = metrics[run.id]
+                    start_step, start_epoch = starts[run.id]
                     if kind == "val":
-                        points = [(e["epoch"], e["val"][task][metric]) for e in epochs
+                        points = [(e["epoch"] + start_epoch, e["val"][task][metric]) for e in epochs
                                   if task in e.get("val", {}) and metric in e["val"][task]]
                     else:
-                        points = [(s["step"], s["loss"][task]) for s in steps if task in s.get("loss", {})]
+                        points = [(s["step"] + start_step, s["loss"][task]) for s in steps if task in s.get("loss", {})]
                     curves.append(Curve(run_name(run), points, colour[run.id]))
+                    shown.append((run, epochs))
                 fig = curves_figure(f"{dataset} · {task}" if several_datasets else task,
                                     metric if kind == "val" else "loss", curves,
                                     per="epoch" if kind == "val" else "step",
                                     higher_is_better=higher if kind == "val" else False)
+                for run, epochs in shown:
+                    start_step, start_epoch = starts[run.id]
+                    if kind == "val" and epochs:  # an epoch axis: a change after step s sits at s / steps per epoch
+                        add_markers(fig, marks[run.id], steps_per_epoch=epochs[0]["step"], offset=start_epoch)
+                    elif kind != "val":
+                        add_markers(fig, marks[run.id], offset=start_step)
                 with columns[index % 2]:
                     st.plotly_chart(fig, key=f"compare_{kind}_{dataset}_{task}", config={"displaylogo": False})
 

@@ -326,3 +326,20 @@ def _part(config, dotted: str):
     for name in dotted.split("."):
         value = getattr(value, name)
     return value
+
+
+def branch_start(store, run_id: str) -> tuple[int, int] | None:
+    """Where a fork's curves start on its parent's axes: (the parent's step, its finished epochs then); None if not a fork.
+
+    Compare draws a fork's step s at parent step + s and its epoch e at
+    parent epochs + e, so the branch leaves its parent where it was forked.
+    """
+    parent = fork_parent(store, run_id)
+    if parent is None:
+        return None
+    parent_id, step = parent
+    try:
+        epochs = store.epoch_metrics(parent_id)
+    except StoreError:  # the parent was deleted: its step still places the branch
+        epochs = []
+    return step, sum(1 for e in epochs if int(e.get("step", 0)) <= step)
