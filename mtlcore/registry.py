@@ -1,8 +1,12 @@
 """A tiny name -> factory registry, in the style of timm's.
 
-Datasets, architectures and weighting methods each have one. The app lists
-its choices from these registries, never from a hand-kept copy, and an unknown
-name raises an error that lists the valid ones.
+Datasets (``data.DATASETS``), architectures (``models.ARCHITECTURES``),
+trunks (``models.TRUNKS``), weighting methods (``weighting.WEIGHTINGS``),
+optimisers and schedules (``optim.OPTIMIZERS``, ``optim.SCHEDULES``) each have
+one, next to what its entries build. The app lists its choices from these
+registries, never from a hand-kept copy, and an unknown name raises an error
+that lists the valid ones. Each registry also checks its own part of a config
+(``mtlcore.validation`` asks them all). This module imports nothing.
 """
 from __future__ import annotations
 
