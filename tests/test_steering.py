@@ -5,6 +5,7 @@ The worker's SteeringCallback reads the changes people write into the store
 (``poll_every=0``) and a small callback writes a request at a chosen step,
 so the step at which a change acts is exact.
 """
+import os
 import threading
 import time
 
@@ -16,6 +17,7 @@ from mtlcore.engine import Callback, TrainingRun, fit
 from mtlcore.owners import Owner
 from mtlcore.runs import NotOwnerError, Runner, RunStore, StoreError
 from mtlcore.runs import steering
+from mtlcore.runs.processes import host_name
 from mtlcore.runs.steering_callback import SteeringCallback
 
 from helpers import wait_for  # noqa: E402
@@ -33,7 +35,7 @@ def config(**settings) -> ExperimentConfig:
 def running_run(store: RunStore, cfg: ExperimentConfig, owner=ALICE):
     """A run in the store as a worker holds it: claimed, state running."""
     store.add_run(cfg, "steered", owner)
-    return store.claim_next("test-worker")
+    return store.claim_next(f"{host_name()}:{os.getpid()}")  # this process: alive, so never taken for dead
 
 
 class At(Callback):
@@ -232,3 +234,19 @@ def test_steering_reaches_a_member_of_a_packed_group_alone(tmp_path):
     assert all(s["weight"]["task_b"] == 0.0 for s in steered.logs[3:])
     assert all(s["weight"]["task_b"] == 1.0 for s in other.logs)  # its partner is not steered
     assert [(e.key, e.step) for e in steering.applied(store, record.id)] == [("packed", 0), ("loss.weights.task_b", 3)]
+
+
+def test_the_command_line_steers_pauses_and_forks_as_the_machines_user(tmp_path, capsys):
+    from mtlcore.cli import main
+
+    store = RunStore(tmp_path / "home")
+    record = running_run(store, config())
+    home = ["--home", str(tmp_path / "home")]
+    assert main(["steer", record.id, "--set", "loss.weights.color=2", "--set", "optim.lr=0.001", *home]) == 0
+    assert main(["pause", record.id, *home]) == 0
+    assert [(e.key, e.value, e.by) for e in steering.events(store, record.id)] == [
+        ("loss.weights.color", 2.0, "the machine's user (command line)"),
+        ("optim.lr", 0.001, "the machine's user (command line)"), ("pause", None, "the machine's user (command line)")]
+    assert main(["steer", record.id, "--set", "loss.weights.color=lots", *home]) != 0
+    assert main(["fork", record.id, *home]) != 0  # no saved weights yet: one sentence
+    assert "fork it after its first epoch" in capsys.readouterr().err

@@ -9,10 +9,10 @@ import argparse
 import sys
 
 from . import check, datasets, doctor, download, export, predict, prune, runs, study, train
-from . import reproduce
+from . import reproduce, steer
 from .common import run_guarded
 
-COMMANDS = (datasets, download, train, predict, export, runs, study, doctor, check, prune, reproduce)
+COMMANDS = (datasets, download, train, predict, export, runs, steer, study, doctor, check, prune, reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:
