@@ -275,7 +275,8 @@ def loss_formula(tasks: Sequence[str], weights: Mapping[str, float], kinds: Mapp
 def formula_note(method: str, combines_gradients: bool = False) -> str:
     """One sentence under the formula saying where the weights come from."""
     if method == "static":
-        return "The numbers are your slider weights; they stay fixed during training."
+        return ("The numbers are your slider weights; they stay fixed during training unless you steer the "
+                "running model from its live panel.")
     if method == "equal":
         return "The 'equal' method ignores the sliders: every task counts 1."
     if combines_gradients:

@@ -237,10 +237,6 @@ def packed_with(store, run_id: str) -> int:
     return 0
 
 
-def delete_events(conn, run_id: str) -> None:
-    """Drop a deleted run's rows (called inside the store's own delete transaction)."""
-    conn.execute("DELETE FROM steering WHERE run_id = ?", (run_id,))
-
 
 def _event(row) -> SteeringEvent:
     return SteeringEvent(run_id=row["run_id"], seq=row["seq"], key=row["key"], value=row["value"],
