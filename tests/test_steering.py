@@ -250,3 +250,10 @@ def test_the_command_line_steers_pauses_and_forks_as_the_machines_user(tmp_path,
     assert main(["steer", record.id, "--set", "loss.weights.color=lots", *home]) != 0
     assert main(["fork", record.id, *home]) != 0  # no saved weights yet: one sentence
     assert "fork it after its first epoch" in capsys.readouterr().err
+
+
+def test_a_forks_standalone_script_is_refused_in_one_sentence():
+    from mtlcore.export.script import script_problem
+
+    assert script_problem(config()) is None
+    assert "this run is a fork" in script_problem(config(**{"train.init_from": "/somewhere/step-40.pt"}))

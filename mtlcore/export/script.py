@@ -53,6 +53,9 @@ def script_problem(config: ExperimentConfig) -> str | None:
         return f"The standalone script covers {COVERED}; this run uses model.trunk={config.model.trunk}."
     if config.train.patience:
         return f"The standalone script covers {COVERED}; this run stops early (train.patience={config.train.patience})."
+    if config.train.init_from:  # a fork: its start is another run's trained weights, not the seed's
+        return (f"The standalone script covers {COVERED}, trained from fresh weights; this run is a fork that started "
+                "from another run's saved weights (train.init_from), which it does not write out.")
     if config.train.label_fraction < 1 or config.train.bootstrap:
         return (f"The standalone script covers {COVERED}, trained on every label of the training split; this run "
                 "uses train.label_fraction or train.bootstrap, which it does not write out.")
