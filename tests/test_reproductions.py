@@ -180,3 +180,29 @@ def test_findings_page_shows_stored_results_and_runs_one_in_the_background(tmp_p
     assert any("3 seeds, quick=True" in " ".join(df.value["ours"]) for df in at.dataframe), \
         ([list(df.value["ours"]) for df in at.dataframe], [str(c.value) for c in at.code])
     st.cache_resource.clear()
+
+
+def test_findings_page_shows_the_readmes_measurement_until_a_reproduction_runs_here(tmp_path, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    import mtlcore.reproduce as reproduce
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    monkeypatch.setenv("MTL_HOME", str(tmp_path / "home"))
+    shipped = tmp_path / "measured"
+    _made_up("sweep_baseline", REPRODUCED, ours="as measured for the README").write(shipped / "sweep_baseline.json")
+    monkeypatch.setattr(reproduce, "MEASURED", shipped)
+    assert set(reproduce.measured_results()) == {"sweep_baseline"}
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(root / "views" / "findings.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = "\n".join(str(m.value) for m in at.markdown)
+    assert "not run yet here" in text and "measured for the README" in text
+    assert any("as measured for the README" in " ".join(df.value["ours"]) for df in at.dataframe)
+    st.cache_resource.clear()

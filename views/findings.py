@@ -178,7 +178,10 @@ for name in REPRODUCTIONS.names():
     result = result or measured.get(name)
     with st.container(border=True):
         head = f"### {cls.title}"
-        st.markdown(head + (f"  {badge(result.verdict)}" if result else "  :gray-badge[not run yet]"))
+        if shipped:  # its verdict as measured for the README, and that it has not run in this data folder
+            st.markdown(head + f"  :gray-badge[not run yet here] · measured for the README: {badge(result.verdict)}")
+        else:
+            st.markdown(head + (f"  {badge(result.verdict)}" if result else "  :gray-badge[not run yet]"))
         st.caption(f"{cls.paper}  \nClaim: {cls.claim}  \nPaper: {cls.paper_value}")
         cols = st.columns([1, 1, 1, 3])
         seeds = cols[0].number_input("Seeds", 1, 20, int(cls.default_seeds), key=f"{K}{name}_seeds")
