@@ -77,7 +77,13 @@ def test_moving_a_steering_slider_writes_the_change_for_the_worker_and_marks_the
     assert at.slider(key=key).value == 0.0
 
     at.button(key="train_pause").click().run()
-    assert [e.key for e in steering.events(store, record.id)][-1] == "pause"
+    pause = steering.events(store, record.id)[-1]
+    assert pause.key == "pause"
+    steering.mark_applied(store, record.id, [pause.seq], 5)  # the worker holds it: the panel says "paused"
+    store.heartbeat(worker, {record.id: record.claim})
+    at.run()
+    assert "⏸ paused" in at.get("progress")[0].proto.text
+    assert at.button(key="train_resume")
 
 
 def test_someone_else_sees_who_may_steer_and_no_controls(running):

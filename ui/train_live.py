@@ -21,7 +21,7 @@ from mtlcore.runs import StoreError, steering
 from ui.safe_text import md, say
 from ui.session import ago, get_runner, get_store, owner, run_name, state_badge
 from ui.texts import HELP
-from ui.train_steering import steering_controls, steering_marks
+from ui.train_steering import steering_controls, steering_marks, steering_paused
 
 K = "train_"  # the Train page's prefix of widget and state keys
 LIVE_POINTS = 600  # points per line of the live charts: plenty for a projector, cheap to redraw every second
@@ -138,8 +138,11 @@ def live_panel(run_id: str, polling: bool) -> None:
     epochs = store.epoch_metrics(run_id)
     total_epochs = record.config.train.epochs
     epoch_now = steps[-1]["epoch"] if steps else 0
-    status = f"{state_badge(record.state)} · epoch {epoch_now}/{total_epochs} · {record.progress:.0%}"
-    if record.state == "running":
+    events = steering.events(store, run_id)  # live steering (ui/train_steering.py): its controls, the markers
+    paused = record.state == "running" and steering_paused(events)  # its worker holds it between two steps
+    status = (f"{'⏸ paused' if paused else state_badge(record.state)} · epoch {epoch_now}/{total_epochs} · "
+              f"{record.progress:.0%}")
+    if record.state == "running" and not paused:
         status += eta(steps, record.progress)
     st.progress(min(1.0, max(0.0, record.progress)), text=status)
     if record.state == "queued":
@@ -155,7 +158,6 @@ def live_panel(run_id: str, polling: bool) -> None:
         say("warning", record.message or f"The run was {record.state}.")
     elif record.message and record.state == "running":
         say("caption", record.message)
-    events = steering.events(store, run_id)  # live steering (ui/train_steering.py): its controls, the markers
     steering_controls(record, events)
     marks = steering_marks(run_id, [e for e in events if e.applied])
 
