@@ -50,6 +50,7 @@ def control_rows(config: ExperimentConfig) -> dict[str, str]:
             if key:
                 rows.setdefault(key, f"{getattr(row, 'label', key)} ({key})")
     for task in dataset_info(config.dataset.name).tasks:
+        rows.setdefault(f"tasks.{task.name}", f"Task {task.name} (its tick box)")
         rows.setdefault(f"loss.weights.{task.name}", f"Weight of {task.name}")
     for key in config.to_flat():
         rows.setdefault(key, key)
