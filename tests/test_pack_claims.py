@@ -119,3 +119,12 @@ def test_packing_off_queues_a_studys_members_one_at_a_time(runner, monkeypatch):
     assert runner.next_batch(configs) == [0, 1, 2, 3]
     monkeypatch.setenv("MTL_PACKING", "0")
     assert runner.next_batch(configs) == [0]
+
+
+def test_a_setting_only_another_architecture_reads_does_not_keep_runs_apart():
+    # A study matching parameter budgets sets MMoE's expert count on its hard-sharing model too.
+    hard = mlp_config(**{"model.num_experts": 8})
+    baseline = mlp_config(**{"model.arch": "single", "tasks": "task_a"})
+    assert pack_key(hard) == pack_key(baseline) is not None
+    mmoe = mlp_config(**{"model.arch": "mmoe"})
+    assert pack_key(mmoe) != pack_key(mlp_config(**{"model.arch": "mmoe", "model.num_experts": 8}))  # MMoE reads it

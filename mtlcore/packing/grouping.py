@@ -209,12 +209,13 @@ def _key_and_cpu(config: "ExperimentConfig") -> tuple[str | None, bool]:
     template = _shapes(template_model)
     nests = all(template.get(name) == shape for name, shape in _shapes(_model_on_meta(config, config.tasks,
                                                                                        input_shape)).items())
-    neutral = replace(config, seed=0, tasks=(), loss=replace(config.loss, weights={}),
+    read = _without_unused_settings(config, arch)
+    neutral = replace(read, seed=0, tasks=(), loss=replace(read.loss, weights={}),
                       # a bagging member's own bootstrap rows are only its batches' order (epoch_order)
-                      train=replace(config.train, bootstrap=False),
-                      dataset=replace(config.dataset, seed=0, options={}),
-                      weighting=replace(config.weighting, method="", options={}),
-                      model=replace(config.model, arch=""))
+                      train=replace(read.train, bootstrap=False),
+                      dataset=replace(read.dataset, seed=0, options={}),
+                      weighting=replace(read.weighting, method="", options={}),
+                      model=replace(read.model, arch=""))
     what = {
         "config": neutral.to_json(),
         # The architecture counts by its forward pass: single is hard sharing with
@@ -226,6 +227,25 @@ def _key_and_cpu(config: "ExperimentConfig") -> tuple[str | None, bool]:
     }
     key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
     return key, stacking_pays(torch.device("cpu"), template_model)
+
+
+def _without_unused_settings(config: "ExperimentConfig", arch: type) -> "ExperimentConfig":
+    """``config`` with every architecture-only setting that ``arch`` does not read back at its default.
+
+    Each architecture names the settings only it reads (``MultiTaskModel.uses``:
+    MMoE's experts, soft sharing's penalty); another architecture ignores
+    them, so they must not keep its runs apart (a study that matches
+    parameter budgets sets ``model.num_experts`` on its hard-sharing model,
+    which then still packs with its single-task baselines).
+    """
+    from ..models import ARCHITECTURES
+
+    unused = {key for name in ARCHITECTURES.names() for key in ARCHITECTURES.get(name).uses} - set(arch.uses)
+    for key in sorted(unused):
+        section, name = key.split(".", 1)
+        part = getattr(config, section)
+        config = replace(config, **{section: replace(part, **{name: getattr(type(part)(), name)})})
+    return config
 
 
 def _model_on_meta(config: "ExperimentConfig", tasks: tuple[str, ...], input_shape: Sequence[int]) -> "torch.nn.Module":
