@@ -105,10 +105,11 @@ def architecture_figure(arch: str, tasks: Sequence[str], num_experts: int = 4, t
             sk.arrow(6.4, y, head_x0, y)
     for t, y in zip(tasks, ys):
         sk.box(head_x0, y - h, head_x1, y + h, "head", _BOX["task"], line=colors[t])
-        sk.text(out_x, y, f"<b>{plotly_text(t)}</b>", colors[t], xanchor="left")
+        # Smaller than the title and with room to the right: "background" stays whole in a 220 px column.
+        sk.text(out_x, y, f"<b>{plotly_text(t)}</b>", colors[t], FONT_SIZE - 3, xanchor="left")
 
     fig = go.Figure(layout={"shapes": sk.shapes, "annotations": sk.notes})
-    fig.update_xaxes(visible=False, range=[-0.1, 11.2], fixedrange=True)
+    fig.update_xaxes(visible=False, range=[-0.1, 13.4], fixedrange=True)
     fig.update_yaxes(visible=False, range=[-0.2, height_units + 0.35], fixedrange=True)
     fig.update_layout(
         title={"text": title or "", "font": {"size": FONT_SIZE + 1}},

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import plotly.graph_objects as go
 
 from ..safe_text import plotly_text  # task and class names are user text
-from .style import MARGIN, PALETTE, apply_layout
+from .style import PALETTE, apply_layout, short_name
 
 __all__ = ["has_calibration", "reliability_figure", "temperature_figure", "temperature_grid"]
 
@@ -47,10 +47,11 @@ def reliability_figure(calibration: Mapping[str, Any], task: str, height: int = 
             customdata=[[b["lower"], b["upper"], b["count"]] for b in bins],
             hovertemplate=("confidence %{customdata[0]:.2f}-%{customdata[1]:.2f}: %{customdata[2]} predictions, "
                            "accuracy %{y:.2f}, mean confidence %{x:.2f}<extra></extra>")))
-    fig.update_xaxes(title_text="confidence (largest probability)", range=[0, 1.02])
+    fig.update_xaxes(title_text="confidence", range=[0, 1.02])
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
-    return apply_layout(fig, f"{plotly_text(task)}: reliability on the test split", "reliability", height=height,
-                        hovermode="closest")
+    return apply_layout(fig, f"{plotly_text(task)}: reliability", "reliability", height=height, hovermode="closest",
+                        subtitle="test split; confidence: the largest probability; below the diagonal: "
+                                 "over-confident")
 
 
 def temperature_grid(lo: float = 0.1, hi: float = 10.0, points: int = 81) -> list[float]:
@@ -70,16 +71,21 @@ def temperature_figure(logits: Sequence[float], classes: Sequence[str], temperat
     fig = go.Figure()
     curves = [softmax(logits, t) for t in grid]
     for i, name in enumerate(classes):
-        fig.add_trace(go.Scatter(x=grid, y=[c[i] for c in curves], mode="lines", name=plotly_text(name),
+        fig.add_trace(go.Scatter(x=grid, y=[c[i] for c in curves], mode="lines", name=plotly_text(short_name(name)),
                                  line={"color": PALETTE[i % len(PALETTE)], "width": 2},
                                  hovertemplate=f"{plotly_text(name)}: %{{y:.1%}} at T = %{{x:.2f}}<extra></extra>"))
-    fig.add_vline(x=temperature, line={"color": "#000000", "width": 2},
-                  annotation_text=f"chosen T = {temperature:.2f}", annotation_position="top left")
+    # The labels as annotations of their own: on a log axis an annotation's x is log10(T), which add_vline's
+    # own label gets wrong (it drew "T = 1" at T = 10). Short, on the side with more room: 240 px charts.
+    marks = [(temperature, f"T = {temperature:.2f}", {"color": "#000000", "width": 2}, 1.0, "top")]
     if fitted is not None:
-        fig.add_vline(x=fitted, line={"color": AFTER, "width": 2, "dash": "dash"},
-                      annotation_text=f"fitted T = {fitted:.2f}", annotation_position="bottom right")
-    fig.update_xaxes(title_text="temperature T (log scale)", type="log",
-                     tickvals=[0.1, 0.2, 0.5, 1, 2, 5, 10], ticktext=["0.1", "0.2", "0.5", "1", "2", "5", "10"])
+        marks.append((fitted, f"fitted {fitted:.2f}", {"color": AFTER, "width": 2, "dash": "dash"}, 0.0, "bottom"))
+    for value, text, line, y, anchor in marks:
+        fig.add_vline(x=value, line=line)
+        fig.add_annotation(x=math.log10(value), y=y, yref="paper", text=text, showarrow=False, yanchor=anchor,
+                           xanchor="left" if value < 1.5 else "right", xshift=4 if value < 1.5 else -4,
+                           font={"color": line["color"]}, bgcolor="rgba(255,255,255,0.8)")
+    fig.update_xaxes(title_text="temperature (log)", type="log",
+                     tickvals=[0.1, 0.3, 1, 3, 10], ticktext=["0.1", "0.3", "1", "3", "10"], tickangle=0, range=[-1, 1])
     fig.update_yaxes(title_text="probability", range=[0, 1], tickformat=".0%")
     title = f"{plotly_text(task)} against temperature" if task else "Probability against temperature"
-    return apply_layout(fig, title, "temperature", height=height, hovermode="closest", margin=MARGIN)
+    return apply_layout(fig, title, "temperature", height=height, hovermode="closest")

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from ..safe_text import plotly_text  # run labels and task names are user text
-from .style import FONT_SIZE, PALETTE, apply_layout, log_axis_if_spread
+from .style import FONT_SIZE, PALETTE, apply_layout, log_axis_if_spread, short_name
 
 __all__ = ["Curve", "curves_figure"]
 
@@ -39,7 +39,8 @@ def curves_figure(task: str, metric: str, curves: Sequence[Curve], *, per: str =
     mode = "lines+markers" if per == "epoch" else "lines"
     for curve in curves:
         fig.add_trace(go.Scatter(x=[p[0] for p in curve.points], y=[p[1] for p in curve.points], mode=mode,
-                                 name=plotly_text(curve.name), line={"color": curve.color, "width": 2}))
+                                 name=plotly_text(short_name(curve.name)), line={"color": curve.color, "width": 2},
+                                 hovertemplate=f"{plotly_text(curve.name)}: %{{y:.4g}}<extra></extra>"))
     fig.update_xaxes(title_text=per)
     note = ""
     if metric == "accuracy":  # a percentage: never draw an axis beyond 0..100 %
@@ -54,7 +55,5 @@ def curves_figure(task: str, metric: str, curves: Sequence[Curve], *, per: str =
                            font={"size": FONT_SIZE - 2, "color": "grey"})
     better = "" if higher_is_better is None else ("higher" if higher_is_better else "lower") + " is better"
     what = f"validation {metric}" if per == "epoch" else f"training {metric}"
-    # The task in the title, the rest smaller below it: a 340 px column (1024 px) cuts a long one-line title.
     subtitle = ", ".join(part for part in (what, better, note) if part)
-    title = f"{plotly_text(task)}<br><sup>{subtitle}</sup>"
-    return apply_layout(fig, title, uirevision, height=340, margin={"l": 60, "r": 20, "t": 80, "b": 50})
+    return apply_layout(fig, plotly_text(task), uirevision, height=300, subtitle=subtitle)

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import plotly.graph_objects as go
 
 from ..safe_text import plotly_text  # task names come from imported CSVs: shown as typed, never as tags
-from .style import DIVERGING, FONT_SIZE, GREY, PALETTE, apply_layout
+from .style import DIVERGING, FONT_SIZE, GREY, PALETTE, apply_layout, short_name
 
 __all__ = [
     "affinity_figure",
@@ -60,11 +60,14 @@ def _matrix(values: Mapping[str, float], tasks: Sequence[str], sep: str, symmetr
 
 def diverging_heatmap(z: list[list[float | None]] | None, tasks: Sequence[str], title: str, x_title: str,
                       y_title: str, *, fmt: str, hover: str, zmax: float | None = None, uirevision: Any = "heatmap",
-                      extra_text: list[list[str]] | None = None) -> go.Figure:
+                      extra_text: list[list[str]] | None = None, subtitle: str = "") -> go.Figure:
     """A task x task matrix coloured around 0 (blue above, red below), each cell labelled.
 
     ``zmax`` None scales the colours to the largest |value|; a missing ``z``
     draws an empty grid. Used for gradient cosines, affinities and transfer.
+    No colour bar: every cell carries its number, and the bar's width is what
+    a 240 px column (1024 px projector) cannot spare; ``subtitle`` says what
+    blue and red mean.
     """
     z = z or [[None] * len(tasks) for _ in tasks]
     if zmax is None:
@@ -75,14 +78,17 @@ def diverging_heatmap(z: list[list[float | None]] | None, tasks: Sequence[str], 
         text = [[t + e for t, e in zip(tr, er)] for tr, er in zip(text, extra_text)]
     fig = go.Figure(go.Heatmap(
         z=z, x=[plotly_text(t) for t in tasks], y=[plotly_text(t) for t in tasks], zmin=-zmax, zmax=zmax, zmid=0, colorscale=DIVERGING,
-        text=text, texttemplate="%{text}", textfont={"size": FONT_SIZE if len(tasks) <= 3 else FONT_SIZE - 3},
-        hovertemplate=hover + "<extra></extra>",
-        colorbar={"thickness": 14},
+        text=text, texttemplate="%{text}", textfont={"size": FONT_SIZE - 2 if len(tasks) <= 3 else FONT_SIZE - 4},
+        hovertemplate=hover + "<extra></extra>", showscale=False,
     ))
-    fig.update_xaxes(title_text=x_title, side="bottom")
-    fig.update_yaxes(title_text=y_title, autorange="reversed")
+    small = {"size": FONT_SIZE - 2 if len(tasks) <= 3 else FONT_SIZE - 4}  # task names as ticks
+    fig.update_xaxes(title_text=x_title, side="bottom", tickfont=small)
+    # The rows' meaning in the subtitle, not as a y-axis title: its width is the cells' in a narrow column.
+    fig.update_yaxes(autorange="reversed", tickfont=small)
     n = len(tasks)
-    return apply_layout(fig, title, uirevision, height=max(300, 90 * n + 140), hovermode="closest")
+    return apply_layout(fig, title, uirevision, height=max(300, 90 * n + 140), hovermode="closest",
+                        subtitle="; ".join(p for p in (f"rows: {y_title}", subtitle) if p),
+                        margin={"l": 20, "r": 10})
 
 
 def cosine_figure(steps: Sequence[Mapping[str, Any]], epochs: Sequence[Mapping[str, Any]], tasks: Sequence[str],
@@ -101,9 +107,11 @@ def cosine_figure(steps: Sequence[Mapping[str, Any]], epochs: Sequence[Mapping[s
     extra = [[("" if f is None or a == b else f"<br><span style='font-size:{FONT_SIZE - 4}px'>{f:.0%}</span>")
               for f, b in zip(row, tasks)] for row, a in zip(frac, tasks)]
     where = "last epoch" if latest.get("cosine_mean") else "steps so far"
-    title = f"Gradient cosine ({where})" + ("<br><sup>small %: share of steps in conflict</sup>" if conflict else "")
-    return diverging_heatmap(z, tasks, title, "task", "task", fmt=".2f",
-                             hover="cos(%{y}, %{x}) = %{z:.2f}", zmax=1.0, uirevision=uirevision, extra_text=extra)
+    subtitle = "blue: the gradients agree, red: they conflict" + (
+        "; small %: share of steps in conflict" if conflict else "")
+    return diverging_heatmap(z, tasks, f"Gradient cosine ({where})", "task", "task", fmt=".2f",
+                             hover="cos(%{y}, %{x}) = %{z:.2f}", zmax=1.0, uirevision=uirevision, extra_text=extra,
+                             subtitle=subtitle)
 
 
 def cosine_lines_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str], uirevision: Any = "run") -> go.Figure:
@@ -116,12 +124,13 @@ def cosine_lines_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str]
         if not pts:
             continue
         fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
-                                 name=plotly_text(pair.replace("|", " · ")), line={"color": PALETTE[k % len(PALETTE)], "width": 2},
+                                 name=plotly_text(short_name(pair.replace("|", " · "))), line={"color": PALETTE[k % len(PALETTE)], "width": 2},
                                  marker={"size": 5}))
     fig.add_hline(y=0, line={"color": GREY, "width": 2})
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="cosine", range=[-1.05, 1.05])
-    return apply_layout(fig, "Gradient cosine per step (below 0: the pair conflicts)", uirevision, height=300)
+    return apply_layout(fig, "Gradient cosine per step", uirevision, height=300,
+                        subtitle="below the grey line at 0 the pair conflicts")
 
 
 def affinity_figure(epochs: Sequence[Mapping[str, Any]], tasks: Sequence[str], steps: Sequence[Mapping[str, Any]] = (),
@@ -130,5 +139,7 @@ def affinity_figure(epochs: Sequence[Mapping[str, Any]], tasks: Sequence[str], s
     latest = latest_epoch_diagnostics(epochs)
     values = latest.get("affinity") or _mean_over_steps(steps, "affinity")
     z = _matrix(values, tasks, "->", symmetric=False, diagonal=None)
-    return diverging_heatmap(z, tasks, "Task affinity Z(i→j)", "effect on task j", "a step on task i", fmt=".3f",
-                             hover="a step on %{y} changes %{x}'s loss: Z = %{z:.4f}", uirevision=uirevision)
+    # Z = 1 - L_j(after) / L_j(before) is the share of j's loss that the step removes: shown as a percentage.
+    return diverging_heatmap(z, tasks, "Task affinity Z(i→j)", "effect on task j", "a step on task i", fmt="+.1%",
+                             hover="a step on %{y} changes %{x}'s loss: Z = %{z:.4f}", uirevision=uirevision,
+                             subtitle="% of j's loss a step on i removes; blue: i helps j, red: it hurts")

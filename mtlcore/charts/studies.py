@@ -30,8 +30,7 @@ STL_COLOR, MTL_COLOR = PALETTE[7], PALETTE[0]
 
 
 def _layout(fig: go.Figure, title: str, height: int = 380, **extra: Any) -> go.Figure:
-    """The shared look, a little more room for two-line titles; a redraw as runs finish keeps the zoom."""
-    extra.setdefault("margin", {"l": 60, "r": 20, "t": 80, "b": 50})
+    """The shared look; a redraw as runs finish keeps the zoom."""
     return apply_layout(fig, title, "study", height=height, hovermode="closest", **extra)
 
 
@@ -39,11 +38,19 @@ def _direction(task: dict[str, Any]) -> str:
     return "higher is better" if task.get("higher_is_better") else "lower is better"
 
 
+PANEL_NOTE = "mean ± std over seeds; ↑ higher is better, ↓ lower is better"
+
+
+def _panel_titles(rows: list[dict[str, Any]]) -> list[str]:
+    """Each panel's task, and below it its metric with an arrow: three panels share a 340 px column."""
+    return [f"{plotly_text(r['task'])}<br>{r['metric'] or '...'} {'↑' if r.get('higher_is_better') else '↓'}"
+            for r in rows]
+
+
 def stl_vs_mtl_figure(result: dict[str, Any]) -> go.Figure:
     """One panel per task (metrics differ in scale): single-task vs multi-task, mean ± std."""
     rows = result["tasks"]
-    fig = make_subplots(rows=1, cols=len(rows), subplot_titles=[
-        f"{plotly_text(r['task'])}: {r['metric'] or '...'}" for r in rows])
+    fig = make_subplots(rows=1, cols=len(rows), subplot_titles=_panel_titles(rows), horizontal_spacing=0.12)
     for col, row in enumerate(rows, 1):
         for name, color in (("stl", STL_COLOR), ("mtl", MTL_COLOR)):
             value = row[name]
@@ -57,24 +64,27 @@ def stl_vs_mtl_figure(result: dict[str, Any]) -> go.Figure:
                                ("" if value is None else f" ± {value['std']:.4f} over {value['n']} seed(s)") +
                                "<extra></extra>"),
             ), row=1, col=col)
-        fig.update_yaxes(title_text=_direction(row), row=1, col=col, title_font={"size": FONT_SIZE - 3})
-    return _layout(fig, "Test metric per task: mean ± std over seeds", barmode="group")
+    fig.update_xaxes(showticklabels=False)  # the legend names the bars; turned labels would run into it
+    fig.update_annotations(font={"size": FONT_SIZE - 3})  # the panels' titles
+    return _layout(fig, "Test metric per task", barmode="group", subtitle=PANEL_NOTE)
 
 
 def transfer_figure(result: dict[str, Any]) -> go.Figure:
     """Gain % of task j (column) when trained with task i (row), over j alone: blue helps, red hurts."""
     tasks = [t["task"] for t in result["tasks"]]
-    return diverging_heatmap(result["transfer"], tasks, "Transfer: gain % of j when trained with i",
+    return diverging_heatmap(result["transfer"], tasks, "Transfer between tasks",
                              "task j (measured)", "trained with task i", fmt="+.1f",
-                             hover="%{x} with %{y}: %{z:+.1f}% vs %{x} alone", uirevision="study")
+                             hover="%{x} with %{y}: %{z:+.1f}% vs %{x} alone", uirevision="study",
+                             subtitle="gain % of j when trained with i; blue: i helps j, red: it hurts")
 
 
 def affinity_figure(result: dict[str, Any]) -> go.Figure:
     """Lookahead affinity Z(i -> j) of the all-task model, mean over epochs and seeds."""
     tasks = [t["task"] for t in result["tasks"]]
     return diverging_heatmap(result["affinity"], tasks, "Lookahead affinity Z(i→j)", "effect on task j",
-                             "a step on task i", fmt=".4f", hover="a step on %{y} changes %{x}'s loss: Z = %{z:.4f}",
-                             uirevision="study")
+                             "a step on task i", fmt="+.1%", hover="a step on %{y} changes %{x}'s loss: Z = %{z:.4f}",
+                             uirevision="study",
+                             subtitle="% of j's loss a step on i removes, mean over epochs and seeds; blue: i helps j")
 
 
 def sweep_figure(result: dict[str, Any]) -> go.Figure:
@@ -103,13 +113,13 @@ def sweep_figure(result: dict[str, Any]) -> go.Figure:
             error_y={"type": "data", "array": ey, "visible": True, "thickness": 1},
             marker={"size": 13, "symbol": symbol, "color": color,
                     "line": {"width": [3 if p["on_front"] else 0 for p in points], "color": PALETTE[5]}},
-            name="fixed weights w(A), 1 - w(A)" if kind == "weight" else "automatic weighting",
+            name="fixed weights w, 1 - w" if kind == "weight" else "automatic weighting",
             hovertemplate="%{text}<br>" + f"{plotly_text(a['task'])}: %{{x:.4f}}<br>{plotly_text(b['task'])}: "
                           "%{y:.4f}<extra></extra>",
         ))
     fig.update_xaxes(title_text=f"{plotly_text(a['task'])} {a['metric'] or ''} ({_direction(a)})")
     fig.update_yaxes(title_text=f"{plotly_text(b['task'])} {b['metric'] or ''} ({_direction(b)})")
-    return _layout(fig, "Trade-off between the two tasks (outlined: on the Pareto front)", height=480)
+    return _layout(fig, "Trade-off between the two tasks", height=480, subtitle="outlined: on the Pareto front")
 
 
 def relatedness_figure(result: dict[str, Any]) -> go.Figure:
@@ -127,7 +137,7 @@ def relatedness_figure(result: dict[str, Any]) -> go.Figure:
     fig.add_hline(y=0, line={"color": GREY, "width": 2})
     fig.update_xaxes(title_text="correlation between the tasks")
     fig.update_yaxes(title_text="benefit of sharing, % (above 0: helps)")
-    return _layout(fig, "Benefit of sharing vs task relatedness (mean ± std over seeds)")
+    return _layout(fig, "Benefit of sharing vs task relatedness", subtitle="mean ± std over seeds")
 
 
 ENSEMBLE_BARS = (("mtl", "multi-task", MTL_COLOR), ("stl", "single-task", STL_COLOR),
@@ -138,8 +148,7 @@ ENSEMBLE_BARS = (("mtl", "multi-task", MTL_COLOR), ("stl", "single-task", STL_CO
 def ensemble_figure(result: dict[str, Any]) -> go.Figure:
     """One panel per task: the multi-task model, single-task, the ensemble and its average member."""
     rows = result["tasks"]
-    fig = make_subplots(rows=1, cols=len(rows), subplot_titles=[
-        f"{plotly_text(r['task'])}: {r['metric'] or '...'}" for r in rows])
+    fig = make_subplots(rows=1, cols=len(rows), subplot_titles=_panel_titles(rows), horizontal_spacing=0.12)
     for col, row in enumerate(rows, 1):
         for key, name, color in ENSEMBLE_BARS:
             value = row.get(key)
@@ -150,8 +159,10 @@ def ensemble_figure(result: dict[str, Any]) -> go.Figure:
                 error_y={"type": "data", "array": [value["std"]], "visible": True},
                 hovertemplate=f"{plotly_text(row['task'])} {name}: %{{y:.4f}} ± {value['std']:.4f}<extra></extra>",
             ), row=1, col=col)
-    return _layout(fig, f"Multi-task model vs an ensemble of {result.get('ensemble', 'k')} per task "
-                        "(mean ± std over seeds)")
+    fig.update_annotations(font={"size": FONT_SIZE - 3})  # the panels' titles
+    fig.update_xaxes(showticklabels=False)  # the legend names the bars; turned labels would run into it
+    return _layout(fig, f"Multi-task model vs an ensemble of {result.get('ensemble', 'k')} per task",
+                   subtitle=PANEL_NOTE)
 
 
 def figures(kind: str, result: dict[str, Any]) -> list[go.Figure]:

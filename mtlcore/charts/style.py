@@ -27,12 +27,16 @@ __all__ = [
     "MUTED",
     "PALETTE",
     "apply_layout",
+    "legend_entries",
+    "legend_rows",
     "log_axis_if_spread",
     "series_colors",
+    "short_name",
     "smooth",
     "spread",
     "task_colors",
     "thin",
+    "wrap",
 ]
 
 # Okabe & Ito's colour-blind-safe palette (yellow left out: unreadable on white).
@@ -45,6 +49,10 @@ MAX_POINTS = 1500  # per line: enough for the eye, little enough for a laptop's 
 # wraps onto the title. Plotly grows the bottom margin to fit it.
 LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.3, "xanchor": "left", "x": 0}
 MARGIN = {"l": 60, "r": 20, "t": 60, "b": 50}
+# Sized for a 240 px column at these fonts (Plotly never wraps a title or a legend entry by itself).
+NARROW_PX = 240
+TITLE_CHARS, SUBTITLE_CHARS, LEGEND_CHARS = 24, 34, 24
+TITLE_TOP_PX, TITLE_LINE_PX, LEGEND_ROW_PX, CHAR_PX = 24, 23, 24, 8.5
 LOG_SCALE_SPREAD = 1e3  # values that span more than this factor are drawn on a log axis
 DIVERGING = [[0.0, "#B2182B"], [0.5, "#F7F7F7"], [1.0, "#2166AC"]]  # red = conflict, blue = agreement
 
@@ -105,18 +113,92 @@ def log_axis_if_spread(fig: go.Figure, values: Iterable[Any], axis_title: str, w
     return f"log scale: the {what} span {extremes[0]:.2g} to {extremes[1]:.2g}"
 
 
+def wrap(text: str, limit: int) -> list[str]:
+    """``text`` in lines of at most about ``limit`` characters, broken at spaces (Plotly never wraps a title)."""
+    lines: list[str] = []
+    for part in text.split("<br>"):
+        line = ""
+        for word in part.split(" "):
+            if line and len(line) + 1 + len(word) > limit:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+    return lines
+
+
+def short_name(name: str, limit: int = LEGEND_CHARS) -> str:
+    """A legend entry that fits a narrow column: the first ``limit`` characters and an ellipsis."""
+    return name if len(name) <= limit else name[: limit - 1].rstrip() + "…"
+
+
+def legend_entries(fig: go.Figure) -> list[str]:
+    """The names the legend will show (none when Plotly hides the legend: one entry, or showlegend off)."""
+    if fig.layout.showlegend is False:
+        return []
+    names = [t.name or "" for t in fig.data if t.showlegend is not False]
+    explicit = any(t.showlegend is True for t in fig.data)
+    return names if len(names) > 1 or explicit else []
+
+
+def legend_rows(names: Sequence[str], width: int = NARROW_PX) -> int:
+    """How many rows a horizontal legend of ``names`` takes in a chart ``width`` px wide (an estimate).
+
+    Plotly lays the entries out on a grid as wide as the widest one, inside
+    the plot area's width.
+    """
+    if not names:
+        return 0
+    widest = 40 + CHAR_PX * max(len(n) for n in names)  # the line sample, its gap, the text
+    per_row = max(1, int((width - MARGIN["l"] - MARGIN["r"]) // widest))
+    return -(-len(names) // per_row)
+
+
 def apply_layout(fig: go.Figure, title: str, uirevision: Any, height: int = 340, hovermode: str = "x unified",
-                 **extra: Any) -> go.Figure:
-    """The shared look: title, fonts, height, white template, the legend below the plot, ``uirevision``.
+                 subtitle: str = "", **extra: Any) -> go.Figure:
+    """The shared look: title (and a smaller subtitle), fonts, white template, the legend below, ``uirevision``.
+
+    Call it after the traces are added. Made for a 240 px column (a 1024 px
+    projector) as much as for a wide one:
+
+    - the title is wrapped into lines of ``TITLE_CHARS``, the subtitle of
+      ``SUBTITLE_CHARS``, and the top margin grows with the lines, so that
+      neither is cut nor runs into the plot;
+    - the legend sits below the axis title (never beside the title, where
+      it would wrap onto it), in a bottom margin sized for the rows it takes
+      in a narrow column; the figure grows by that much, the plot keeps
+      ``height`` minus the default margins.
 
     ``extra`` goes to ``update_layout`` (e.g. ``margin``, ``showlegend``, ``barmode``).
     """
-    extra.setdefault("margin", MARGIN)
+    margin = {**MARGIN, **extra.pop("margin", {})}
+    lines = (wrap(title, TITLE_CHARS) if title else []) + (wrap(subtitle, SUBTITLE_CHARS) if subtitle else [])
+    small = len(wrap(subtitle, SUBTITLE_CHARS)) if subtitle else 0
+    text = "<br>".join(lines[:len(lines) - small] +
+                       [f"<span style='font-size:{FONT_SIZE - 3}px'>{n}</span>" for n in lines[len(lines) - small:]])
+    if lines:  # Plotly draws the lines downwards from the first, whatever the anchor: room for all of them
+        margin["t"] = max(margin["t"], TITLE_TOP_PX + TITLE_LINE_PX * len(lines) + 12)
+        panel_titles = [a.text or "" for a in fig.layout.annotations if a.yref == "paper" and (a.y or 0) >= 1]
+        if panel_titles:  # subplot titles sit just above the plot, under the title
+            margin["t"] += TITLE_LINE_PX * max(t.count("<br>") + 1 for t in panel_titles)
+    if "showlegend" in extra:
+        fig.update_layout(showlegend=extra["showlegend"])
+    rows = legend_rows(legend_entries(fig))
+    axis_room = margin["b"] + 14  # the tick labels and the axis title, then the legend
+    if rows:
+        margin["b"] = axis_room + LEGEND_ROW_PX * rows + 10
+    plot_height = max(height - MARGIN["t"] - MARGIN["b"], 120)
+    total = plot_height + margin["t"] + margin["b"]
     fig.update_layout(
-        title={"text": title, "font": {"size": FONT_SIZE + 2}},
+        # Left-aligned at the top, its first line TITLE_TOP_PX down (Plotly puts a multi-line title's first
+        # line at the anchor and the others below it, so the anchor is set in pixels from the top).
+        title={"text": text, "font": {"size": FONT_SIZE + 2}, "x": 0, "xref": "container", "xanchor": "left",
+               "pad": {"l": 10}, "y": 1 - TITLE_TOP_PX / total, "yref": "container", "yanchor": "top"},
+        legend={**LEGEND_BELOW, "y": -axis_room / plot_height},
         font={"size": FONT_SIZE},
-        height=height,
-        legend=LEGEND_BELOW,
+        height=total,
+        margin=margin,
         template="plotly_white",
         uirevision=uirevision,  # keeps zoom and hidden traces across live redraws
         hovermode=hovermode,

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..safe_text import plotly_text  # task names come from imported CSVs: shown as typed, never as tags
-from .style import FONT_SIZE, GREY, MAX_POINTS, PALETTE, apply_layout, log_axis_if_spread, smooth, task_colors, thin
+from .style import GREY, MAX_POINTS, PALETTE, apply_layout, log_axis_if_spread, short_name, smooth, task_colors, thin
 
 __all__ = ["epoch_figure", "step_loss_figure", "weights_figure", "weights_vary"]
 
@@ -25,10 +25,10 @@ def step_loss_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str], u
         raw = [s.get("loss", {}).get(t) for s in steps]
         smoothed = smooth([float("nan") if v is None else v for v in raw], smoothing)
         fig.add_trace(go.Scatter(x=x, y=[v for i, v in enumerate(raw) if i in keep], mode="lines",
-                                 line={"color": colors[t], "width": 1}, opacity=0.3, name=f"{plotly_text(t)} (raw)",
+                                 line={"color": colors[t], "width": 1}, opacity=0.3, name=f"{plotly_text(short_name(t))} (raw)",
                                  legendgroup=t, showlegend=False, hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=x, y=[v for i, v in enumerate(smoothed) if i in keep], mode="lines",
-                                 line={"color": colors[t], "width": 3}, name=plotly_text(t), legendgroup=t))
+                                 line={"color": colors[t], "width": 3}, name=plotly_text(short_name(t)), legendgroup=t))
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="training loss", rangemode="tozero")
     return apply_layout(fig, "Training loss per step", uirevision)
@@ -43,7 +43,9 @@ def epoch_figure(epochs: Sequence[Mapping[str, Any]], task: str, metric: str, co
     label = {"accuracy": "accuracy", "mse": "MSE per pixel",
              "mae": f"mean abs. error{f' ({plotly_text(unit)})' if unit else ''}"}.get(
         metric, plotly_text(metric))
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", label), horizontal_spacing=0.14)
+    # The panels' names as their y-axis titles, not subplot titles: those sit above the plot, where the
+    # figure's title needs the room in a narrow column.
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.2)
     x = [e["epoch"] for e in epochs]
     for col, key in ((1, "loss"), (2, metric)):
         for split, dash, width in (("train", "dash", 2), ("val", "solid", 3)):
@@ -59,11 +61,11 @@ def epoch_figure(epochs: Sequence[Mapping[str, Any]], task: str, metric: str, co
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
     else:
         fig.update_yaxes(rangemode="tozero", row=1, col=2)
-    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text=label, row=1, col=2)
     fig.update_xaxes(title_text="epoch", dtick=1 if len(x) <= 15 else None)
-    fig.update_annotations(font={"size": FONT_SIZE})  # the subplot titles
-    return apply_layout(fig, f"{plotly_text(task)} per epoch — dashed: training, solid: validation", uirevision, height=330,
-                   showlegend=False, margin={"l": 60, "r": 20, "t": 80, "b": 50})
+    return apply_layout(fig, f"{plotly_text(task)} per epoch", uirevision, height=330, showlegend=False,
+                        subtitle="dashed: training, solid: validation")
 
 
 def weights_vary(steps: Sequence[Mapping[str, Any]]) -> bool:
@@ -86,11 +88,10 @@ def weights_figure(steps: Sequence[Mapping[str, Any]], tasks: Sequence[str], uir
     fig = go.Figure()
     for t in tasks:
         fig.add_trace(go.Scatter(x=x, y=[(s.get("weight") or {}).get(t) for s in points], mode="lines",
-                                 line={"color": colors[t], "width": 3}, name=plotly_text(t)))
+                                 line={"color": colors[t], "width": 3}, name=plotly_text(short_name(t))))
     fig.update_xaxes(title_text="training step")
     # A vanishing gradient can give one weight 1e10 (PCGrad's effective weights, Yu et al. 2020, per step
     # against the loss): on a linear axis every other line is flat at 0. Log scale keeps them all readable.
     note = log_axis_if_spread(fig, [w for s in points for w in (s.get("weight") or {}).values()], "weight",
                               what="weights")
-    title = "Task weights over time" + (f"<br><sup>{note}</sup>" if note else "")
-    return apply_layout(fig, title, uirevision, height=300)
+    return apply_layout(fig, "Task weights over time", uirevision, height=300, subtitle=note)
