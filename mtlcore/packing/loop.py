@@ -124,7 +124,10 @@ def fit_packed(configs: Sequence[ExperimentConfig], callbacks: Sequence[Sequence
             for m in members:
                 if m.status == "running":  # live steering: a member's new loss weights act from this step
                     for cb in m.callbacks:
-                        cb.on_step_begin(m.run)
+                        # A hook newer than the others: a callback that is not a Callback subclass may lack it.
+                        begin = getattr(cb, "on_step_begin", None)
+                        if begin is not None:
+                            begin(m.run)
                 if m.callbacks and m.status == "running" and any(cb.should_stop() for cb in m.callbacks):
                     _stop(packed, members, m, "cancelled",
                           f"Cancelled at step {m.run.step} (epoch {epoch}).")
