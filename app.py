@@ -22,7 +22,7 @@ from ui.texts import HELP
 st.set_page_config(page_title="MTL Lab", page_icon="🧪", layout="wide", initial_sidebar_state="auto")
 # Less empty space around the page (6rem above, 5rem at the sides): at 1400x900 the Train page's essentials fit
 # one screen, and at 1024 px (a projector, the sidebar open) its two columns get 90 px more.
-st.html("<style>[data-testid=stMainBlockContainer] { padding-top: 4rem; } @media (min-width: 640px) { "
+st.html("<style>[data-testid=stMainBlockContainer] { padding-top: 3rem; } @media (min-width: 640px) { "
         "[data-testid=stMainBlockContainer] { padding-left: 2.5rem; padding-right: 2.5rem; } }</style>")
 
 PAGES = [
