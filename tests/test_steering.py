@@ -180,6 +180,8 @@ def test_bad_requests_get_one_sentence_and_store_nothing(tmp_path):
     store.finish_run(record.id, "finished", claim=record.claim)
     with pytest.raises(StoreError, match="only a running run can be steered"):
         steering.steer(store, record.id, "loss.weights.color", 1.0, by=ALICE)
+    with pytest.raises(StoreError, match="only a running run can be paused"):
+        steering.pause(store, record.id, by=ALICE)
 
 
 def test_a_packed_member_takes_weights_but_not_a_learning_rate_or_a_pause(tmp_path):

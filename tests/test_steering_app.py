@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,17 @@ def running(tmp_path, monkeypatch):
     store.append_steps(record.id, [{"step": s, "epoch": 1, "progress": s / 10, "loss": {"shape": 1 / s, "color": 1 / s},
                                     "weight": {"shape": 1.0, "color": 1.0}, "t": float(s)} for s in range(1, 6)],
                        0.5, claim=record.claim)
+    beating = threading.Event()
+
+    def beat():  # as the worker's heartbeat thread: on a loaded machine a page run may take longer than 30 s
+        while not beating.wait(1.0):
+            store.heartbeat(worker, {run.id: run.claim for run in store.list_runs(states=["running"])})
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
     yield store, record, worker
+    beating.set()
+    thread.join(timeout=10)
     st.cache_resource.clear()
 
 
@@ -113,3 +124,20 @@ def test_compare_draws_a_fork_from_its_parents_step_with_the_branch_marked(runni
     lines = {trace["name"].split(" · ")[0]: trace["x"] for trace in loss["data"]}
     assert lines["steer me"] == [1, 2, 3, 4, 5] and lines["the fork"] == [6, 7, 8]  # the branch leaves at step 5
     assert f"fork of {parent.id}" in [a.get("text") for a in loss["layout"]["annotations"]]
+
+
+def test_fork_from_here_queues_a_branch_with_the_panels_weights_and_shows_it(running):
+    from mtlcore.checkpoint import save_checkpoint
+    from mtlcore.engine import TrainingRun
+
+    store, record, _ = running
+    save_checkpoint(store.checkpoint_path(record.id), TrainingRun.create(record.config))  # its last saved weights
+    at = open_train(record.id, "alice", ALICE_KEY)
+    at.slider(key=f"train_steer__{record.id}__loss_weights_shape").set_value(2.5).run()
+    at.button(key="train_fork").click().run()
+    assert not at.exception, at.exception
+    child_id = at.session_state["train_run"]
+    assert child_id != record.id
+    child = store.get_run(child_id)
+    assert child.state == "queued" and child.config.loss.weights["shape"] == 2.5
+    assert steering.fork_parent(store, child_id) == (record.id, 0)

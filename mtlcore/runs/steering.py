@@ -140,8 +140,8 @@ def steer(store, run_id: str, key: str, value: float | None = None, by: Owner | 
         if not by.may_change(row["owner"], row["owner_key"]):
             raise NotOwnerError(by.refusal("this run", row["owner"], row["owner_key"], verb))
         if row["state"] != RUNNING:
-            raise StoreError(f"Run {run_id} is {row['state']}: only a running run can be {verb}ed"
-                             f"{'' if verb != 'steer' else ' (fork it to train on with other settings)'}.")
+            done = {"pause": "paused", "resume": "resumed"}.get(verb, "steered (fork it to train on with other settings)")
+            raise StoreError(f"Run {run_id} is {row['state']}: only a running run can be {done}.")
         config = _config(row["config"])
         check_request(config, key, value)
         if key in (LR, PAUSE, RESUME):
