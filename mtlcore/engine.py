@@ -340,7 +340,9 @@ def fit(config: ExperimentConfig, callbacks: list[Callback] | tuple[Callback, ..
         meter = run.new_split_meter()
         for x, y in run.batches(run.splits["train"], cfg.train.batch_size, shuffle=True):
             for cb in callbacks:  # first: a run held paused here can still be stopped right after
-                cb.on_step_begin(run)
+                begin = getattr(cb, "on_step_begin", None)  # a newer hook: a duck-typed callback may lack it
+                if begin is not None:
+                    begin(run)
             if any(cb.should_stop() for cb in callbacks):
                 status, message = "cancelled", f"Cancelled at step {run.step} (epoch {epoch})."
                 break
