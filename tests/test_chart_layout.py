@@ -80,7 +80,7 @@ def test_a_long_title_is_wrapped_and_a_long_run_label_shortened_in_the_legend():
     curves = [charts.Curve("pcgrad all four tasks · STL background · mx5g6wna-peik", [(1, 0.5)]),
               charts.Curve("another run", [(1, 0.6)])]
     fig = charts.curves_figure("background", "accuracy", curves, higher_is_better=True)
-    assert [t.name for t in fig.data] == ["pcgrad all four tasks ·…", "another run"]
+    assert [t.name for t in fig.data] == ["pcgrad all…x5g6wna-peik", "another run"]  # the run id stays
     assert "mx5g6wna-peik" in fig.data[0].hovertemplate  # the whole label is still in the hover
     assert plain_lines(fig.layout.title.text) == ["background", "validation accuracy, higher is", "better"]
 

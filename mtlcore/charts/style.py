@@ -129,8 +129,15 @@ def wrap(text: str, limit: int) -> list[str]:
 
 
 def short_name(name: str, limit: int = LEGEND_CHARS) -> str:
-    """A legend entry that fits a narrow column: the first ``limit`` characters and an ellipsis."""
-    return name if len(name) <= limit else name[: limit - 1].rstrip() + "…"
+    """A legend entry that fits a narrow column: its start and its end around an ellipsis.
+
+    Both ends: runs' names often share their start ("pcgrad · STL shape ·
+    ID", "pcgrad · ID") and differ at the end.
+    """
+    if len(name) <= limit:
+        return name
+    head = (limit - 1) // 2
+    return name[:head].rstrip() + "…" + name[len(name) - (limit - 1 - head):].lstrip()
 
 
 def legend_entries(fig: go.Figure) -> list[str]:
