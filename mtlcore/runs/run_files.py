@@ -27,7 +27,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.pt"
-TEMP_SUFFIX = ".tmp"  # what an atomic write writes first (see mtlcore.callbacks.save_checkpoint)
+TEMP_SUFFIX = ".tmp"  # what an atomic write writes first (see mtlcore.checkpoint.write_checkpoint_bytes)
 
 # Columns of a run's row that run.json leaves out: the config and summary have files of
 # their own, and a claim token is only meaningful to the worker that holds it.
