@@ -85,8 +85,8 @@ def samples() -> dict[str, object]:
         "diagnostics.cosine_figure": lambda: charts.cosine_figure(steps(), epochs(), TASKS),
         "diagnostics.cosine_lines_figure": lambda: charts.cosine_lines_figure(steps(), TASKS),
         "diagnostics.affinity_figure": lambda: charts.affinity_figure(epochs(), TASKS),
-        "architecture.architecture_figure": lambda: charts.architecture_figure("mmoe", TASKS, num_experts=4,
-                                                                                title="mmoe"),
+        "architecture.architecture_figure": lambda: charts.architecture_figure(
+            "soft", TASKS, title="Soft sharing: a network per task, tied by λ"),
         "calibration.reliability_figure": lambda: charts.reliability_figure(calibration(), "background"),
         "calibration.temperature_figure": lambda: charts.temperature_figure(
             [2.0, 0.5, -1.0, 0.1], ["circle", "square", "triangle", "star"], 1.0, fitted=1.7, task="shape"),

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from ..safe_text import plotly_text  # task names come from imported CSVs: shown as typed, never as tags
-from .style import FONT_SIZE, task_colors
+from .style import FONT_SIZE, TITLE_CHARS, TITLE_LINE_PX, TITLE_TOP_PX, task_colors, wrap
 
 __all__ = ["architecture_figure"]
 
@@ -111,10 +111,16 @@ def architecture_figure(arch: str, tasks: Sequence[str], num_experts: int = 4, t
     fig = go.Figure(layout={"shapes": sk.shapes, "annotations": sk.notes})
     fig.update_xaxes(visible=False, range=[-0.1, 13.4], fixedrange=True)
     fig.update_yaxes(visible=False, range=[-0.2, height_units + 0.35], fixedrange=True)
+    # A title in lines that fit a 240 px column, placed from the top as style.apply_layout does.
+    lines = wrap(title, TITLE_CHARS) if title else []
+    top = TITLE_TOP_PX + TITLE_LINE_PX * len(lines) + 4 if lines else 10
+    height = int(70 * height_units + 50 + top)
     fig.update_layout(
-        title={"text": title or "", "font": {"size": FONT_SIZE + 1}},
-        height=int(70 * height_units + (110 if title else 60)),
-        margin={"l": 5, "r": 5, "t": 50 if title else 10, "b": 5},
+        title={"text": "<br>".join(lines), "font": {"size": FONT_SIZE + 1}, "x": 0, "xref": "container",
+               "xanchor": "left", "pad": {"l": 5}, "y": 1 - TITLE_TOP_PX / height, "yref": "container",
+               "yanchor": "top"},
+        height=height,
+        margin={"l": 5, "r": 5, "t": top, "b": 5},
         plot_bgcolor="white", paper_bgcolor="white", showlegend=False, font={"size": FONT_SIZE},
     )
     return fig
