@@ -177,7 +177,10 @@ class MMoERelatedness(Reproduction):
                      + (f"with the generator's sine_std {sine_std:g} the tasks are nearly linear (the linear part "
                         "explains about 98.6 % of a label's variance; the paper gives no alpha, beta), so both "
                         "models fit either task whatever the correlation"
-                        if sine_std <= 0.3 else f"the generator's sines (sine_std {sine_std:g}) bend the tasks")
+                        if sine_std <= 0.3 else
+                        f"the generator's sines (sine_std {sine_std:g}) bend the tasks (about half of a label's "
+                        "variance is non-linear), and at this training length both models are far from fitting "
+                        "them: underfitting, more than the correlation, sets the loss")
                      + ". The paper's figure plots the loss over training; we score the final test loss")
         rows.append(ClaimRow(
             claim=f"MMoE's loss grows less than the shared bottom's from correlation {high:g} to {low:g}",
