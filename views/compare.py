@@ -14,9 +14,9 @@ from mtlcore.calibration import calibration_rows, uncertainty_rows
 from mtlcore.charts import Curve, curves_figure, has_calibration, reliability_figure, series_colors, thin
 from mtlcore.charts.markers import add_markers, steering_markers
 from mtlcore.compare import (
-    CITATION, Baselines, baseline_config, compare_to_baselines, missing_seed_configs, results_table, rows_to_csv,
-    seeded_values, task_scoring,
+    CITATION, Baselines, baseline_config, compare_to_baselines, results_table, rows_to_csv, task_scoring,
 )
+from mtlcore.seeds import missing_seed_configs, seeded_values
 from mtlcore.compare import SIGN_CONVENTION
 from mtlcore.verdicts import RULE, delta_m_verdict
 from mtlcore.runs import StoreError, steering
