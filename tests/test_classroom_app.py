@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mtlcore.config import TrainConfig
 from mtlcore.lessons import LessonRoom, find_lesson
 from mtlcore.owners import Owner
 from mtlcore.runs import Runner, RunStore
@@ -90,3 +92,22 @@ def test_learn_lists_every_lesson_and_the_board_names_the_lessons_goal(home):
     assert find_lesson("sharing").title in text and "highest shape accuracy" in text
     assert "Teacher controls" in text  # the caption that says where they are, for a student
     assert not [b for b in board.button if b.key == "board_stop"]  # no stop button outside teacher mode
+
+
+def test_the_teachers_stop_button_on_the_board_stops_every_run_of_the_lesson(home):
+    store = RunStore(home)
+    runner = Runner(store, max_workers=0)
+    config = dataclasses.replace(find_lesson("weights").step_config(1), train=TrainConfig(epochs=1000))  # still training
+    for key in "bc":  # two students who typed the same name
+        runner.submit(config, owner=Owner.from_key("sam", key * 24), lesson="weights")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["owner"] = "teacher"
+    at.session_state["teacher"] = True
+    at.run()
+    at.switch_page("views/class_board.py")
+    at.query_params["lesson"] = "weights"
+    at.run()
+    at.button(key="board_stop").click().run()
+    assert not at.exception, at.exception
+    assert "Stopping 2 runs of lesson weights" in texts(at) + " ".join(s.value for s in at.success).replace("\\", "")
+    assert {r.state for r in LessonRoom(store).runs("weights")} <= {"cancelled", "interrupted"}

@@ -18,13 +18,13 @@ import pytest
 
 from helpers import serve_app
 from test_e2e_browser import ARTIFACTS, CHROMIUM, browser, sync_api  # noqa: F401  (fixtures)
-from test_security_browser import main_text, type_name, wait_for_app
+from test_security_browser import main_text
 
 PASSWORD = "lesson-teacher-pw"
 # Long enough to be still training when the teacher stops it (tiny data, many epochs).
 LESSON_SETUP = ("dataset.name=shapes&tasks=shape,color&dataset.n_samples=300&train.epochs=300&train.batch_size=8"
                 "&train.max_samples=100&device=cpu")
-SLOW = 180_000  # ms: a busy classroom server (or CI) renders slowly
+SLOW = 300_000  # ms: a busy classroom server (or CI) renders slowly
 
 
 @pytest.fixture
@@ -34,6 +34,25 @@ def classroom(tmp_path):
     home = tmp_path / "home"
     with serve_app(home, tmp_path / "streamlit.log", env={"MTL_TEACHER_PASSWORD": PASSWORD, "MTL_WORKERS": "1"}, timeout=90) as base:
         yield base, home
+
+
+def wait_for_app(page) -> None:
+    """Until Streamlit has drawn the page and finished its script (very generous: a class's server is busy)."""
+    page.wait_for_selector("[data-testid=stApp]", timeout=300_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]')"
+        " || !document.querySelector('[data-testid=stStatusWidget]').innerText.includes('Running')",
+        timeout=300_000,
+    )
+
+
+def type_name(page, name: str) -> None:
+    """Type a name into the sidebar's name field, as a student does."""
+    field = page.locator("[data-testid=stSidebar]").get_by_role("textbox", name="Your name")
+    field.fill(name)
+    field.press("Enter")
+    time.sleep(0.5)
+    wait_for_app(page)
 
 
 def new_page(context):
@@ -63,7 +82,7 @@ def become_teacher(page) -> None:
     field = sidebar.get_by_label("Teacher password", exact=True)
     field.fill(PASSWORD)
     field.press("Enter")
-    sidebar.get_by_text("Teacher mode: you may stop").wait_for()
+    sidebar.get_by_text("Teacher mode: you may stop").wait_for(state="attached")  # in the expander, closed again
 
 
 def wait_runs(home, count: int, deadline_s: float = 60):
@@ -153,8 +172,10 @@ def test_a_lesson_link_hides_controls_the_board_shows_both_students_and_the_teac
         teacher.set_viewport_size({"width": 1024, "height": 768})  # a classroom projector
         teacher.screenshot(path=str(ARTIFACTS / "class-board-1024x768.png"))
         become_teacher(teacher)
+        wait_for_app(teacher)
         teacher.get_by_role("button", name=re.compile("Stop every run of this lesson")).click()
-        deadline = time.monotonic() + 60
+        teacher.get_by_text(re.compile(r"Stopping 2 runs of lesson")).first.wait_for()
+        deadline = time.monotonic() + 120
         while any(r.is_active for r in room.runs(lesson_id)) and time.monotonic() < deadline:
             time.sleep(0.3)
         assert {r.state for r in room.runs(lesson_id)} <= {"cancelled", "interrupted"}
