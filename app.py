@@ -53,9 +53,16 @@ def adopt_typed_key() -> None:
 def unlock_teacher() -> None:
     """Callback: teacher mode when the typed password is the server's MTL_TEACHER_PASSWORD."""
     typed = st.session_state.pop("teacher_password", "")
+    if not typed:
+        # Popping the field's value makes Streamlit fire this callback again with an empty field on a later
+        # click (seen in the browser: the teacher's Stop on the class board was refused). Nothing was typed,
+        # so teacher mode stays as it is; only "Leave teacher mode" turns it off.
+        return
     # Guesses are slowed per source: the address the request came from, else this browser's key.
     source = st.context.ip_address or browser_key()
-    st.session_state["teacher"], problem = TEACHER_ATTEMPTS.check(source, typed)
+    unlocked, problem = TEACHER_ATTEMPTS.check(source, typed)
+    if unlocked:
+        st.session_state["teacher"] = True
     if problem:
         st.session_state["teacher_problem"] = problem
 
