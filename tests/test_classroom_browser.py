@@ -136,7 +136,8 @@ def test_a_lesson_link_hides_controls_the_board_shows_both_students_and_the_teac
             type_name(page, "sam")
             page.get_by_text("Lesson: Shape and colour").first.wait_for()  # the page has drawn its lesson box
             page.get_by_role("button", name=re.compile(r"^\W*Start", re.I)).first.wait_for()
-            page.get_by_text("Weighting method").first.wait_for(state="attached")  # and the settings' tabs
+            page.get_by_text("Weighting method").first.wait_for(state="attached")  # and the settings' tabs,
+            page.get_by_text("Seed", exact=True).first.wait_for(state="attached")  # the Training tab's too
             text = all_text(page)
             # Select boxes and toggles of the hidden sections (their labels are text; a slider's is not).
             for hidden in ("Optimiser", "Learning-rate schedule", "BatchNorm"):
