@@ -302,8 +302,6 @@ def any_study_running() -> bool:
 def follow_studies(polling: bool = False) -> None:
     """The study picker and the chosen study; while any study runs, polled as a whole, so that the picker's
     states and counts move too (it once said "running · 0 of 12" after its study had finished)."""
-    if polling and not any_study_running():
-        st.rerun()  # every study has ended: redraw the page once, without polling
     only_mine = st.toggle("Only my studies", key=f"{K}only_mine", help=HELP["only_mine"])
     studies = get_studies()
     try:
@@ -324,6 +322,10 @@ def follow_studies(polling: bool = False) -> None:
                                                 f"{by_id[i].progress_text}")
     with st.container(border=True):
         study_panel(chosen, by_id[chosen].state == "running")
+    if polling and not any_study_running():
+        # Every study has ended: redraw the page once, without polling. After the picker is drawn,
+        # so that its labels already say "finished" (a rerun that cut the fragment short left them stale).
+        st.rerun()
 
 
 header("🔬 Studies")
