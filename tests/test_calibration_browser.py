@@ -88,6 +88,8 @@ def test_the_temperature_slider_sharpens_and_flattens_the_probabilities(trained_
     assert float(match.group(3)) == pytest.approx(fitted, abs=0.01)  # the fitted value is shown...
     assert float(match.group(2)) == pytest.approx(min(10, max(0.1, fitted)), abs=0.01)  # ...and the slider starts there
     # The curve of probability against temperature marks the chosen and the fitted T (two vertical lines).
+    # Plotly draws after Streamlit's script has finished: on a busy machine, wait for the charts first.
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length > 0")
     marks = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
                           ".map(d => ((d.layout || {}).shapes || []).length)")
     assert max(marks) >= 2, marks
