@@ -220,6 +220,11 @@ def check_spec(spec: StudySpec) -> StudySpec:
         raise StudyError(f"An ensemble needs between 2 and {MAX_ENSEMBLE} members per task (ensemble), "
                          f"got {spec.ensemble}.")
     if spec.kind == "relatedness":
+        # Before the base config is validated: the matched MLP budget of the default base would
+        # otherwise be refused on an image dataset with a sentence about trunks, not about the dataset.
+        if spec.base.dataset.name != "synthetic":
+            raise StudyError("The relatedness study needs the synthetic dataset, whose task correlation it varies "
+                             f"(dataset.name=synthetic); got {spec.base.dataset.name!r}.")
         if not spec.correlations:
             raise StudyError("Give at least one correlation, e.g. 1,0.5,0,-0.5.")
         for value in spec.correlations:
