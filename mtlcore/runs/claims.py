@@ -80,15 +80,9 @@ class ClaimsMixin:
                 row = conn.execute("SELECT started_at FROM runs WHERE id = ? AND state = ?", (run_id, QUEUED)).fetchone()
                 if row is None or self._set_aside_if_rolled_back(conn, run_id, row["started_at"], now):
                     continue
-                conn.execute(
-                    "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '', claim = ? "
-                    "WHERE id = ?",
-                    (RUNNING, now, now, worker, new_claim(), run_id),
-                )
+                self._mark_claimed(conn, run_id, worker, now)
                 claimed.append(run_id)
-        for run_id in claimed:
-            self._keep_row_file(run_id)
-        return [self.get_run(run_id) for run_id in claimed]
+        return self._claimed(claimed)
 
     def claim_pack(self, worker: str, lead: RunRecord, limit: int | None = None) -> list[RunRecord]:
         """Claim the queued runs that train packed with ``lead`` (already claimed by ``worker``); return them.
@@ -119,15 +113,23 @@ class ClaimsMixin:
                     break
                 if self._set_aside_if_rolled_back(conn, run_id, same[run_id], now):
                     continue
-                conn.execute(
-                    "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '', claim = ? "
-                    "WHERE id = ?",
-                    (RUNNING, now, now, worker, new_claim(), run_id),
-                )
+                self._mark_claimed(conn, run_id, worker, now)
                 claimed.append(run_id)
-        for run_id in claimed:
+        return self._claimed(claimed)
+
+    def _mark_claimed(self, conn: sqlite3.Connection, run_id: str, worker: str, now: float) -> None:
+        """One queued run becomes ``running`` under ``worker``, with a fresh claim token (errors.ClaimLost)."""
+        conn.execute(
+            "UPDATE runs SET state = ?, started_at = ?, heartbeat = ?, worker = ?, message = '', claim = ? "
+            "WHERE id = ?",
+            (RUNNING, now, now, worker, new_claim(), run_id),
+        )
+
+    def _claimed(self, run_ids: list[str]) -> list[RunRecord]:
+        """After the claiming transaction: each run folder's copy of its row, then the runs as records."""
+        for run_id in run_ids:
             self._keep_row_file(run_id)
-        return [self.get_run(run_id) for run_id in claimed]
+        return [self.get_run(run_id) for run_id in run_ids]
 
     def _set_aside_if_rolled_back(self, conn: sqlite3.Connection, run_id: str, started_at: float | None,
                                   now: float) -> bool:
