@@ -7,7 +7,11 @@ that name as an old-style multipage app, skipping this file); all training happe
 """
 from __future__ import annotations
 
-
+# Imported before anything else, and whole: Plotly looks pandas up in sys.modules without importing it, so a
+# chart built in one session's thread while another session's thread was still importing pandas (Streamlit
+# imports it lazily, for its first table) failed with "partially initialized module 'pandas'". An import
+# statement waits for an import in progress; sys.modules.get does not.
+import pandas  # noqa: F401
 import streamlit as st
 
 from mtlcore.owners import TEACHER_ATTEMPTS, TEACHER_PASSWORD_VARIABLE, teacher_password_set
