@@ -59,14 +59,16 @@ class LivePrediction:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _latest: LiveResult | None = None
     _error: str | None = None
-    _last: float = 0.0
+    _last: float | None = None  # when the last prediction began (None: none yet)
     _frames: int = 0
     _times: list[float] = field(default_factory=list)
 
     def predict_picture(self, picture: Image.Image) -> None:
         """Predict one frame (a PIL image) unless the last prediction was too recent."""
         now = time.perf_counter()
-        if now - self._last < self.min_interval:
+        # perf_counter counts from an arbitrary point (the machine's boot, on Linux): the first frame is
+        # always predicted, not skipped when the machine started less than min_interval ago.
+        if self._last is not None and now - self._last < self.min_interval:
             return
         self._last = now
         picture = picture.convert("RGB")
