@@ -88,7 +88,8 @@ def test_the_studies_page_offers_the_ensemble_study_and_shows_its_table_and_budg
     assert not at.exception and not at.error
     assert "bootstrap sample" in texts(at.markdown)
     assert at.slider(key="studies_ensemble").value == 5
-    at.selectbox(key="studies_chosen").set_value(study_id).run()
+    picker = next(box for box in at.selectbox if box.label == "Study")  # its key changes with its labels
+    picker.set_value(study_id).run()
     assert not at.exception
     tables = {i: df.value for i, df in enumerate(at.dataframe)}
     result = next(v for v in tables.values() if "ensemble mean" in v.columns)

@@ -11,6 +11,7 @@ the figures in ``mtlcore.charts.studies``.
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import streamlit as st
@@ -314,12 +315,18 @@ def follow_studies(polling: bool = False) -> None:
         st.info("No study yet. Choose a kind above and press **Start study**.")
         return
     by_id = {r.id: r for r in records}
+    labels = {i: f"{r.label} · {r.owner} · {STUDY_BADGES.get(r.state, r.state)} · {r.progress_text}"
+              for i, r in by_id.items()}
     if ss.get(f"{K}chosen") not in by_id:
         ss[f"{K}chosen"] = records[0].id
-    chosen = st.selectbox("Study", list(by_id), key=f"{K}chosen", help=HELP["study"],
-                          format_func=lambda i: f"{by_id[i].label} · {by_id[i].owner} · "
-                                                f"{STUDY_BADGES.get(by_id[i].state, by_id[i].state)} · "
-                                                f"{by_id[i].progress_text}")
+    # A selectbox keeps the label it was showing while its key stays the same (Streamlit stores the chosen
+    # option as its label), so the picker once said "running · 0 of 12" after its study had finished. Its
+    # key changes with the labels (a new box, drawn with the new ones) and the choice is kept in ``chosen``.
+    version = zlib.crc32("\n".join(labels.values()).encode())
+    ids = list(by_id)
+    chosen = st.selectbox("Study", ids, index=ids.index(ss[f"{K}chosen"]), key=f"{K}picker_{version}",
+                          help=HELP["study"], format_func=labels.get)
+    ss[f"{K}chosen"] = chosen
     with st.container(border=True):
         study_panel(chosen, by_id[chosen].state == "running")
     if polling and not any_study_running():
