@@ -103,7 +103,9 @@ def test_start_a_run_watch_it_learn_and_predict_with_it(app_url, browser, tmp_pa
     points_before = page.evaluate(COUNT_POINTS)
     pressed, pressed_at = time.monotonic(), time.time()
     start.click()
-    page.wait_for_function(f"() => ({COUNT_POINTS})() > {points_before}", timeout=90_000, polling=100)
+    # The wait is generous (a loaded CI machine starts a worker slowly): how long it took is written to
+    # e2e-timings.json and measured in benchmarks/, never asserted here.
+    page.wait_for_function(f"() => ({COUNT_POINTS})() > {points_before}", timeout=300_000, polling=100)
     first_point = time.monotonic() - pressed
     time.sleep(1.5)  # a few more points, so that the screenshot shows lines
     shot(page, "e2e-train.png")

@@ -49,7 +49,13 @@ def test_start_draws_the_paths_and_a_click_shows_the_gradients_there(app_url, br
     # A click that lands while the live paths are still redrawing the chart can be lost, as a
     # person's would be: click again, as they would, up to three times.
     for attempt in range(3):
-        box = plot_area.bounding_box()
+        box = None
+        for _ in range(20):  # None while Plotly is replacing the chart's drag layer: look again once it is back
+            plot_area.wait_for(state="visible")
+            box = plot_area.bounding_box()
+            if box is not None:
+                break
+        assert box is not None, "the paths chart never stayed on the page long enough to be clicked"
         page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
         try:
             page.wait_for_function(f"(before) => ({ARROWS_TITLE})() !== before && ({ARROWS_TITLE})() !== ''",
