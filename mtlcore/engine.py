@@ -27,7 +27,7 @@ import torch
 from torch.func import functional_call
 
 from .checkpoint import checkpoint_payload, load_checkpoint, restore_training_state
-from .config import ExperimentConfig, divergence_causes
+from .config import ExperimentConfig
 from .data import MTLData, Split, TaskSpec, load_dataset
 from .devices import resolve_device
 from .diagnostics import Diagnostics, copied_buffers
