@@ -27,6 +27,9 @@ def test_list_names_every_reproduction_with_its_claim(capsys):
     (["reproduce", "toy", "--steps", "0"], "--steps must be 1 or more"),
     (["reproduce", "toy", "--methods", "equal,bogus", "--steps", "5"], "Unknown weighting method(s) bogus"),
     (["reproduce", "toy", "--quick", "--full"], "--quick and --full ask for opposite sizes"),
+    (["reproduce", "toy", "--starts", "nine", "--steps", "5"], "--starts takes start numbers 0-4"),
+    (["reproduce", "toy", "--starts", "7", "--steps", "5", "--workers", "1"], "Starts are numbered 0 to 4"),
+    (["reproduce", "toy", "--beyond", "-5", "--steps", "5"], "--beyond must be 0 or more steps"),
 ])
 def test_bad_input_gets_one_sentence_and_exit_code_2(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("MTL_HOME", str(tmp_path))
@@ -86,3 +89,21 @@ def test_results_round_trip_and_the_overall_verdict():
         ClaimRow("c", "", "", "maybe")
     assert (claim_verdict("helps", "helps"), claim_verdict("hurts", "helps"),
             claim_verdict("within noise", "helps")) == (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
+
+
+def test_a_start_that_misses_is_followed_beyond_the_steps_and_the_table_tells_a_stall_from_a_slower_path():
+    from mtlcore.reproduce.toy import _trajectory_job
+
+    document = _trajectory_job("equal", 20, 0, beyond=30, start_indices=[2])  # (9, 9): nowhere near in 50 steps
+    assert document["start_indices"] == [2] and len(document["reached"]) == 1
+    assert document["later"] == {"until": 50, "reached_at": {"2": None}}
+    runs = {"equal": {"reached": [True, True, False, True, True], "later": {"until": 100_000, "reached_at": {"2": None}}},
+            "pcgrad": {"reached": [True, True, False, True, True], "later": {"until": 75_000, "reached_at": {"2": 65_000}}},
+            "nash_mtl": {"reached": [True], "start_indices": [2]}}
+    rows = {r.claim.split(" ")[0]: r for r in ToyReproduction.rows(runs, {}, 50_000, STARTS)}
+    assert "stalls from (9, 9), still after 100,000 steps" in rows["Equal-weight"].ours
+    assert rows["PCGrad"].verdict == NOT_REPRODUCED  # the paper's 50,000 steps are the claim
+    assert "from (9, 9) it gets there at step 65,000" in rows["PCGrad"].ours
+    assert rows["Nash-MTL"].verdict == INCONCLUSIVE and "1 of the 5 starts" in rows["Nash-MTL"].note
+    assert rows["Nash-MTL"].ours.startswith("1/1 of the 1 start(s) run, (9, 9)")
+

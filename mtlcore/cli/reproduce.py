@@ -26,6 +26,11 @@ def register(subparsers) -> None:
     parser.add_argument("--methods", metavar="A,B", default="",
                         help="toy: weighting methods whose trajectories to run (default equal,famo,pcgrad)")
     parser.add_argument("--steps", type=int, metavar="N", help="toy: Adam steps (default 50000, the papers')")
+    parser.add_argument("--beyond", type=int, metavar="N", default=0,
+                        help="toy: for starts that miss the Pareto set, up to N more steps, to tell a stall from a "
+                             "slower path (default 0)")
+    parser.add_argument("--starts", metavar="I,J",
+                        help="toy: run from these of the five starts only, numbered 0-4 (a verdict needs all five)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="toy: processes for the trajectories (default one per core; 1 = this process)")
     parser.add_argument("--quick", action="store_true",
@@ -71,6 +76,15 @@ def run(args) -> int:
         options["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if args.steps is not None:
         options["steps"] = args.steps
+    if args.beyond:
+        if args.beyond < 0:
+            raise CommandError(f"--beyond must be 0 or more steps, got {args.beyond}.")
+        options["beyond"] = args.beyond
+    if args.starts:
+        try:
+            options["starts"] = tuple(int(i) for i in args.starts.split(",") if i.strip())
+        except ValueError:
+            raise CommandError(f"--starts takes start numbers 0-4 separated by commas, got {args.starts!r}.") from None
     if args.quick:
         options["quick"] = True
     if args.full:

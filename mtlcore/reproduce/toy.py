@@ -40,20 +40,43 @@ COST_STEPS, COST_SECONDS = 300, 6.0
 CLOSE, MANY = 2.0, 5.0
 
 
-def _trajectory_job(method: str, steps: int, seed: int) -> dict[str, Any]:
-    """One method's run from every start, in a worker process: final points, reached, a thinned path."""
+def _trajectory_job(method: str, steps: int, seed: int, beyond: int = 0,
+                    start_indices: Sequence[int] | None = None) -> dict[str, Any]:
+    """One method's run from the starts (all five, or ``start_indices``), in a worker process: final points,
+    reached, a thinned path; with ``beyond``, how much longer the starts that missed the Pareto set need."""
+    import numpy as np
     import torch
 
-    from ..toy.problem import distance_to_pareto_set
-    from ..toy.trajectories import trajectories
+    from ..toy.problem import STARTS, distance_to_pareto_set
+    from ..toy.trajectories import REACHED_TOLERANCE, ToyOptimisation, Trajectories
 
     torch.set_num_threads(1)
-    last = None
-    for last in trajectories(method, steps=steps, record_every=max(1, steps // 200), chunk=5000, seed=seed):
-        pass
+    indices = list(range(len(STARTS))) if start_indices is None else [int(i) for i in start_indices]
+    starts = tuple(STARTS[i] for i in indices)
+    run = ToyOptimisation(method, starts, seed=seed)
+    begin = time.perf_counter()
+    path = run.run(steps, record_every=max(1, steps // 200))  # (recorded, starts, 2)
+    seconds = time.perf_counter() - begin
+    points = np.concatenate([path, run.positions()[None]], axis=0).transpose(1, 0, 2)
+    last = Trajectories(method, points, steps, seconds, finished=True, starts=starts)
     document = last.to_dict()
     document["points"] = last.points.round(4).tolist()
     document["distance"] = distance_to_pareto_set(last.final_points).round(5).tolist()
+    document["start_indices"] = indices
+    missed = [k for k, ok in enumerate(document["reached"]) if not ok]
+    if beyond and missed:
+        # A start that missed: stalled, or only slower than the paper's? Keep going and note when it arrives.
+        reached_at: dict[int, int | None] = {k: None for k in missed}
+        done, check = steps, max(100, min(1000, beyond // 50))
+        while done < steps + beyond and any(v is None for v in reached_at.values()):
+            run.run(min(check, steps + beyond - done))
+            done += min(check, steps + beyond - done)
+            distance = distance_to_pareto_set(run.positions())
+            for k in reached_at:
+                if reached_at[k] is None and distance[k] <= REACHED_TOLERANCE:
+                    reached_at[k] = done
+        document["later"] = {"until": done,
+                             "reached_at": {str(indices[k]): step for k, step in reached_at.items()}}
     return document
 
 
@@ -96,9 +119,12 @@ class ToyReproduction(Reproduction):
 
     def run(self, seeds: int, progress: Callable[[str], None] = lambda line: None, methods: Sequence[str] = (),
             steps: int | None = None, workers: int | None = None, cost_methods: Sequence[str] | None = None,
-            full: bool = False, **options: Any) -> ReproductionResult:
+            full: bool = False, beyond: int = 0, starts: Sequence[int] | None = None,
+            **options: Any) -> ReproductionResult:
         """``full``: every method the engine has (hours here: MGDA, CAGrad and Nash-MTL solve a problem
-        per start and step); the default runs the cheap ones (``DEFAULT_METHODS``)."""
+        per start and step); the default runs the cheap ones (``DEFAULT_METHODS``). ``beyond``: up to this
+        many more steps for the starts that missed the Pareto set (a stall, or a slower path?). ``starts``:
+        indices of the starts to run (default all five; a verdict needs all five)."""
         from ..toy.problem import STARTS, STEPS
         from ..toy.trajectories import REACHED_TOLERANCE, toy_methods
 
@@ -110,22 +136,28 @@ class ToyReproduction(Reproduction):
         if unknown:
             raise ValueError(f"Unknown weighting method(s) {', '.join(unknown)}; choose from: {', '.join(available)}.")
         cost_methods = [m for m in (cost_methods or PAPER_SECONDS) if m in available]
+        if starts is not None:
+            starts = sorted({int(i) for i in starts})
+            if not starts or not all(0 <= i < len(STARTS) for i in starts):
+                raise ValueError(f"Starts are numbered 0 to {len(STARTS) - 1}; got {starts}.")
+        if beyond < 0:
+            raise ValueError(f"beyond must be 0 or more steps, got {beyond}.")
         workers = max(1, min(len(methods), workers or os.cpu_count() or 1))
         progress(f"Trajectories: {', '.join(methods)} from {len(STARTS)} starts, {steps:,} Adam steps each, "
                  f"{workers} process(es)...")
         runs: dict[str, dict[str, Any]] = {}
 
         def report(method: str) -> None:
-            progress(f"  {method}: {sum(runs[method]['reached'])}/{len(STARTS)} starts reach the Pareto set "
-                     f"({runs[method]['seconds']:.0f} s)")
+            progress(f"  {method}: {sum(runs[method]['reached'])}/{len(runs[method]['reached'])} starts reach the "
+                     f"Pareto set ({runs[method]['seconds']:.0f} s)")
 
         if workers == 1:  # in this process: no start-up of another Python
             for method in methods:
-                runs[method] = _trajectory_job(method, steps, 0)
+                runs[method] = _trajectory_job(method, steps, 0, beyond, starts)
                 report(method)
         else:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                futures = {m: pool.submit(_trajectory_job, m, steps, 0) for m in methods}
+                futures = {m: pool.submit(_trajectory_job, m, steps, 0, beyond, starts) for m in methods}
                 for method, future in futures.items():
                     runs[method] = future.result()
                     report(method)
@@ -139,7 +171,8 @@ class ToyReproduction(Reproduction):
                      "trajectories": runs, "seconds_per_step": costs,
                      "relative_cost": {m: c / costs["equal"] for m, c in costs.items()} if "equal" in costs else {},
                      "paper_seconds": PAPER_SECONDS},
-            settings={"methods": methods, "steps": steps, "cost_methods": cost_methods},
+            settings={"methods": methods, "steps": steps, "cost_methods": cost_methods, "beyond": beyond,
+                      "starts": starts},
         )
 
     @staticmethod
@@ -147,10 +180,32 @@ class ToyReproduction(Reproduction):
              starts: Sequence[Sequence[float]]) -> list[ClaimRow]:
         n = len(starts)
 
+        def indices(method: str) -> list[int]:  # which starts the method ran from (all of them by default)
+            return list(runs[method].get("start_indices") or range(len(runs[method]["reached"])))
+
+        def name(i: int) -> str:
+            return f"({starts[i][0]:g}, {starts[i][1]:g})"
+
         def reached_text(method: str) -> str:
-            reached = runs[method]["reached"]
-            missed = [f"({starts[i][0]:g}, {starts[i][1]:g})" for i, ok in enumerate(reached) if not ok]
-            return f"{sum(reached)}/{n}" + (f" (stalls from {', '.join(missed)})" if missed else "")
+            reached = dict(zip(indices(method), runs[method]["reached"]))
+            later = runs[method].get("later") or {}
+            stalled, slower = [], []
+            for i, ok in reached.items():
+                if ok:
+                    continue
+                at = (later.get("reached_at") or {}).get(str(i))
+                if at:
+                    slower.append(f"from {name(i)} it gets there at step {at:,}")
+                else:
+                    stalled.append(name(i) + (f", still after {later['until']:,} steps" if later else ""))
+            text = f"{sum(reached.values())}/{len(reached)}"
+            if len(reached) < n:
+                text += f" of the {len(reached)} start(s) run, {', '.join(name(i) for i in reached)}"
+            if stalled:
+                text += f" (stalls from {'; '.join(stalled)})"
+            if slower:
+                text += f" ({'; '.join(slower)})"
+            return text
 
         def done(method: str) -> int:  # a method's own steps when it stopped short (a measurement cut off)
             return int(runs[method].get("steps", steps))
@@ -176,9 +231,15 @@ class ToyReproduction(Reproduction):
                                      note=f"slow here; add it with --methods {method} or --full"))
                 continue
             ok = sum(runs[method]["reached"]) == n
-            rows.append(ClaimRow(claim, paper, reached_text(method),
-                                 (REPRODUCED if ok else NOT_REPRODUCED) if not short(method) else INCONCLUSIVE,
-                                 note=short(method)))
+            partial = len(indices(method)) < n
+            if partial:  # from some starts only: what it found there, but no verdict on "all five"
+                verdict = INCONCLUSIVE if all(runs[method]["reached"]) else NOT_REPRODUCED
+                note = "; ".join(x for x in (short(method), f"run from {len(indices(method))} of the {n} starts")
+                                 if x)
+            else:
+                verdict = (REPRODUCED if ok else NOT_REPRODUCED) if not short(method) else INCONCLUSIVE
+                note = short(method)
+            rows.append(ClaimRow(claim, paper, reached_text(method), verdict, note=note))
         if "equal" in costs:
             ratio = {m: c / costs["equal"] for m, c in costs.items()}
             paper_ratio = {m: s / PAPER_SECONDS["equal"] for m, s in PAPER_SECONDS.items()}
