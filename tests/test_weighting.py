@@ -338,3 +338,30 @@ def test_famo_refuses_a_loss_that_can_be_negative_in_one_sentence():
     with pytest.raises(ConfigError, match="famo takes the logarithm of every task's loss.*gaussian_nll"):
         validate(config("famo", **{"loss.regression": "gaussian_nll"}))
     assert validate(config("famo", tasks=("shape", "color"), **{"loss.regression": "gaussian_nll"}))  # no regression
+
+
+def _cagrad_direction(jacobian: torch.Tensor) -> torch.Tensor:
+    from mtlcore.toy.trajectories import ToyPoint
+
+    if "cagrad" not in WEIGHTINGS.names():
+        pytest.skip("CAGrad's solver (cvxpy) is not installed")
+    weighting = create_weighting("cagrad")
+    weighting.setup(["a", "b"], {"a": 1.0, "b": 1.0}, ToyPoint((0.0, 0.0)))
+    direction, _ = weighting.combine(jacobian)
+    return direction
+
+
+def test_cagrad_follows_the_paper_where_one_gradient_is_tiny_or_all_are_small():
+    """d = g0 + (sqrt(phi) / ||g_w||) g_w (Liu et al. 2021, Alg. 1): never zero while g0 is not.
+
+    torchjd's default cut-off (norm_eps = 1e-4) returned d = 0 in both cases: CAGrad stopped dead on
+    the toy from (9, 9), and would on a network whose gradients have ||J||^2 < 1e-4.
+    """
+    g1, g2 = torch.tensor([1e-5, 0.0]), torch.tensor([0.0, 1.0])
+    d = _cagrad_direction(torch.stack([g1, g2]))
+    g0 = (g1 + g2) / 2
+    # w = (1, 0) (the worst-off task is the tiny one): d points along g0 + c ||g0|| g1 / ||g1||, c = 0.4.
+    expected = g0 + 0.4 * g0.norm() * g1 / g1.norm()
+    assert torch.allclose(d / d.norm(), expected / expected.norm(), atol=1e-3)
+    small = _cagrad_direction(1e-3 * torch.eye(2))  # ||J||^2 = 2e-6
+    assert small.norm() > 0 and (small > 0).all()  # both tasks improve

@@ -114,6 +114,12 @@ class CAGradGradient(AggregatedGradient):
     """
 
     summary = "Stays near the average gradient while helping the worst-off task most (Liu et al. 2021)."
+    #: torchjd normalises J to unit Frobenius norm and returns a zero update when ||J||^2 or the normalised
+    #: ||g_w|| is under ``norm_eps`` (1e-4 by default), taking the point for Pareto-stationary. The paper's
+    #: d = g0 + (sqrt(phi) / ||g_w||) g_w (and the authors' code, which adds 1e-8 to ||g_w||) has no such
+    #: cut-off: with the default, CAGrad stopped dead on the toy where one task's gradient is 10^-5 of the
+    #: other's (from (9, 9), the start where Adam stalls) and on any Jacobian with ||J||^2 < 1e-4.
+    norm_eps = 1e-12
 
     def __init__(self, *, c: float = 0.4):
         super().__init__(c=c)
@@ -124,7 +130,7 @@ class CAGradGradient(AggregatedGradient):
     def make_aggregator(self, n_tasks):
         from torchjd.aggregation import CAGrad
 
-        return CAGrad(c=self.c)
+        return CAGrad(c=self.c, norm_eps=self.norm_eps)
 
 
 @register_if_available("imtl_g")
