@@ -179,7 +179,7 @@ def test_predict_shows_one_prediction_per_task_for_an_uploaded_png(filled_home, 
     home, ids = filled_home
     use_home(home)
     at = run_page(PREDICT, run=ids["mtl"])
-    assert at.selectbox(key="predict_run").value == ids["mtl"]
+    assert next(box for box in at.selectbox if box.label == "Run").value == ids["mtl"]
     assert "What this model expects" in texts(at.info)
     at.file_uploader(key="predict_upload").set_value(("circle.png", png(), "image/png"))
     at.run()

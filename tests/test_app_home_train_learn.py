@@ -201,7 +201,7 @@ def test_start_trains_in_the_background_and_shows_each_tasks_results(home):
     # "Your" runs are this browser's key's (a real browser keeps the key in a cookie; here the link carries it).
     later = open_app(owner="alice", page="views/train.py", params={"key": at.session_state["owner_key"]})
     assert "train_run" not in later.session_state
-    later.selectbox(key="train_reopen_choice").set_value(run_id).run()
+    next(box for box in later.selectbox if box.label == "Run").set_value(run_id).run()  # its key moves with its labels
     later.button(key="train_reopen").click().run()
     assert later.session_state["train_run"] == run_id
     assert later.number_input(key="train_opt__shapes__n_samples").value == 300

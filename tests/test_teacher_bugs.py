@@ -170,7 +170,7 @@ def test_predict_opens_the_newest_multi_task_run_and_says_so(tmp_path, monkeypat
         at = AppTest.from_file(str(Path(APP).parent / "views" / "predict.py"), default_timeout=TIMEOUT)
         at.run()
         assert not at.exception, at.exception
-        assert at.selectbox(key="predict_run").value == mtl_id
+        assert next(box for box in at.selectbox if box.label == "Run").value == mtl_id
         assert any("newest finished multi-task run" in c.value for c in at.caption)
     finally:
         st.cache_resource.clear()

@@ -18,6 +18,7 @@ from mtlcore import ARCHITECTURES, dataset_info
 from mtlcore import charts
 from mtlcore.calibration_charts import has_calibration, reliability_figure
 from mtlcore.runs import StoreError, steering
+from ui.pickers import live_selectbox
 from ui.safe_text import md, say
 from ui.session import ago, get_runner, get_store, owner, run_name, state_badge
 from ui.texts import HELP
@@ -235,6 +236,5 @@ def recent_runs(reopen: Callable[[str], None]) -> None:
             st.caption("Runs you start in this browser appear here (they belong to its private key, in the sidebar).")
             return
         labels = {r.id: f"{state_badge(r.state)} · {run_name(r)} · {ago(r.created_at)}" for r in runs}
-        choice = st.selectbox("Run", list(labels), format_func=labels.get, key=f"{K}reopen_choice",
-                              help=HELP["reopen"])
+        choice = live_selectbox("Run", labels, f"{K}reopen_choice", help=HELP["reopen"])  # "2 min ago" moves
         st.button("Open this run", key=f"{K}reopen", on_click=reopen, args=(choice,), help=HELP["reopen"])

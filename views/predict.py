@@ -24,6 +24,7 @@ from mtlcore.export import COVERED, dataset_bytes, export_bytes, model_metadata,
 from mtlcore.images import ImageError
 from mtlcore.predict import CheckpointError, LoadedModel, input_warning, load_model, predict_tensor, preprocess
 from ui.page import header
+from ui.pickers import live_selectbox
 from ui.safe_text import md, say
 from mtlcore.studies import StudyStore
 from ui.live_camera import LiveResult, live_camera
@@ -89,10 +90,10 @@ def pick_run(store):
         st.session_state["predict_run"] = default_run(runs).id
         st.session_state["predict_auto_run"] = st.session_state["predict_run"]
     st.session_state["predict_url_run"] = wanted
-    run_id = st.selectbox(
-        "Run", list(by_id), key="predict_run",
-        format_func=lambda i: (f"{by_id[i].label or 'unnamed'} · {by_id[i].id} · {by_id[i].owner} · "
-                               f"{by_id[i].config.dataset.name}: {', '.join(by_id[i].config.tasks)} · {by_id[i].state}"),
+    labels = {i: (f"{r.label or 'unnamed'} · {r.id} · {r.owner} · {r.config.dataset.name}: "
+                  f"{', '.join(r.config.tasks)} · {r.state}") for i, r in by_id.items()}
+    run_id = live_selectbox(  # a run's state in its label moves (running, then finished)
+        "Run", labels, "predict_run",
         help="Runs with a checkpoint, newest first: finished runs, and running ones after their first epoch "
              "(their latest epoch is used).",
     )

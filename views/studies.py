@@ -11,7 +11,6 @@ the figures in ``mtlcore.charts.studies``.
 from __future__ import annotations
 
 import json
-import zlib
 from typing import Any
 
 import streamlit as st
@@ -25,6 +24,7 @@ from mtlcore.studies.spec import DEFAULT_ARCHS, DEFAULT_CORRELATIONS, DEFAULT_EN
 from mtlcore.verdicts import RULE as VERDICT_RULE
 from ui.lesson_share import lesson_share_panel
 from ui.page import header, name_tip, notice
+from ui.pickers import live_selectbox
 from ui.safe_text import md, say
 from ui.session import ago, get_runner, get_store, owner, state_badge
 
@@ -317,16 +317,7 @@ def follow_studies(polling: bool = False) -> None:
     by_id = {r.id: r for r in records}
     labels = {i: f"{r.label} · {r.owner} · {STUDY_BADGES.get(r.state, r.state)} · {r.progress_text}"
               for i, r in by_id.items()}
-    if ss.get(f"{K}chosen") not in by_id:
-        ss[f"{K}chosen"] = records[0].id
-    # A selectbox keeps the label it was showing while its key stays the same (Streamlit stores the chosen
-    # option as its label), so the picker once said "running · 0 of 12" after its study had finished. Its
-    # key changes with the labels (a new box, drawn with the new ones) and the choice is kept in ``chosen``.
-    version = zlib.crc32("\n".join(labels.values()).encode())
-    ids = list(by_id)
-    chosen = st.selectbox("Study", ids, index=ids.index(ss[f"{K}chosen"]), key=f"{K}picker_{version}",
-                          help=HELP["study"], format_func=labels.get)
-    ss[f"{K}chosen"] = chosen
+    chosen = live_selectbox("Study", labels, f"{K}chosen", help=HELP["study"])  # its labels move while studies run
     with st.container(border=True):
         study_panel(chosen, by_id[chosen].state == "running")
     if polling and not any_study_running():
