@@ -51,6 +51,10 @@ def test_the_toy_writes_its_table_and_result_where_the_app_finds_it(tmp_path, mo
     assert set(document["details"]["trajectories"]) == {"equal", "famo"}
     assert document["details"]["relative_cost"]["equal"] == 1.0
     assert any(row["claim"].startswith("FAMO's cost") for row in document["rows"])
+    # By default the starts that missed are followed 40 % further (60 -> 24 more steps), and the table says so.
+    assert document["settings"]["beyond"] == 24
+    assert document["details"]["trajectories"]["equal"]["later"]["until"] == 84
+    assert "still after 84 steps" in table
     assert stored_results(tmp_path / "home")["toy"].rows[0].claim.startswith("Equal-weight Adam")
 
 

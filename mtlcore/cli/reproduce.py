@@ -26,9 +26,9 @@ def register(subparsers) -> None:
     parser.add_argument("--methods", metavar="A,B", default="",
                         help="toy: weighting methods whose trajectories to run (default equal,famo,pcgrad)")
     parser.add_argument("--steps", type=int, metavar="N", help="toy: Adam steps (default 50000, the papers')")
-    parser.add_argument("--beyond", type=int, metavar="N", default=0,
+    parser.add_argument("--beyond", type=int, metavar="N",
                         help="toy: for starts that miss the Pareto set, up to N more steps, to tell a stall from a "
-                             "slower path (default 0)")
+                             "slower path (default 40%% of the steps; 0: none)")
     parser.add_argument("--starts", metavar="I,J",
                         help="toy: run from these of the five starts only, numbered 0-4 (a verdict needs all five)")
     parser.add_argument("--workers", type=int, metavar="N",
@@ -76,7 +76,7 @@ def run(args) -> int:
         options["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if args.steps is not None:
         options["steps"] = args.steps
-    if args.beyond:
+    if args.beyond is not None:
         if args.beyond < 0:
             raise CommandError(f"--beyond must be 0 or more steps, got {args.beyond}.")
         options["beyond"] = args.beyond
