@@ -18,6 +18,7 @@ import streamlit as st
 from mtlcore.reproduce import (
     NOT_REPRODUCED, REPRODUCED, REPRODUCTIONS, ReproductionResult, measured_results, run_reproduction, stored_results,
 )
+from mtlcore.reproduce.toy import missed_starts, start_name
 from ui.page import header
 
 K = "findings_"
@@ -132,20 +133,15 @@ def affinity_figure(details: dict) -> go.Figure | None:
 def toy_reach_table(details: dict) -> list[dict]:
     """Every method's trajectories: how many of the five starts reached the Pareto set, after how many steps."""
     starts = details.get("starts") or []
-
-    def name(i: int) -> str:
-        return f"({starts[i][0]:g}, {starts[i][1]:g})" if i < len(starts) else f"start {i}"
-
     rows = []
     for method, run in (details.get("trajectories") or {}).items():
         reached = run.get("reached") or []
         indices = run.get("start_indices") or list(range(len(reached)))
         text = f"{sum(reached)}/{len(reached)}"
         if starts and len(indices) < len(starts):
-            text += f" (run from {', '.join(name(i) for i in indices)} only)"
-        later = run.get("later") or {}
-        beyond = "; ".join(f"{name(int(i))}: at step {at:,}" if at else f"{name(int(i))}: not by step {later['until']:,}"
-                           for i, at in (later.get("reached_at") or {}).items())
+            text += f" (run from {', '.join(start_name(starts, i) for i in indices)} only)"
+        stalled, slower = missed_starts(run, starts) if starts and run.get("later") else ([], [])
+        beyond = "; ".join(slower + stalled)  # only the starts that were followed past the steps
         rows.append({"method": method, "steps": run.get("steps"), "reached the Pareto set": text,
                      "missed starts, followed further": beyond or "-",
                      "final distance (max)": max(run.get("distance") or [float("nan")]),

@@ -47,21 +47,19 @@ def _trajectory_job(method: str, steps: int, seed: int, beyond: int = 0,
                     start_indices: Sequence[int] | None = None) -> dict[str, Any]:
     """One method's run from the starts (all five, or ``start_indices``), in a worker process: final points,
     reached, a thinned path; with ``beyond``, how much longer the starts that missed the Pareto set need."""
-    import numpy as np
     import torch
 
     from ..toy.problem import STARTS, distance_to_pareto_set
-    from ..toy.trajectories import REACHED_TOLERANCE, ToyOptimisation, Trajectories
+    from ..toy.trajectories import REACHED_TOLERANCE, ToyOptimisation, trajectories
 
     torch.set_num_threads(1)
     indices = list(range(len(STARTS))) if start_indices is None else [int(i) for i in start_indices]
     starts = tuple(STARTS[i] for i in indices)
-    run = ToyOptimisation(method, starts, seed=seed)
-    begin = time.perf_counter()
-    path = run.run(steps, record_every=max(1, steps // 200))  # (recorded, starts, 2)
-    seconds = time.perf_counter() - begin
-    points = np.concatenate([path, run.positions()[None]], axis=0).transpose(1, 0, 2)
-    last = Trajectories(method, points, steps, seconds, finished=True, starts=starts)
+    run = ToyOptimisation(method, starts, seed=seed)  # kept, to go on with it past ``steps``
+    last = None
+    for last in trajectories(method, steps=steps, record_every=max(1, steps // 200), chunk=5000, starts=starts,
+                             run=run):
+        pass
     document = last.to_dict()
     document["points"] = last.points.round(4).tolist()
     document["distance"] = distance_to_pareto_set(last.final_points).round(5).tolist()
@@ -72,8 +70,9 @@ def _trajectory_job(method: str, steps: int, seed: int, beyond: int = 0,
         reached_at: dict[int, int | None] = {k: None for k in missed}
         done, check = steps, max(100, min(1000, beyond // 50))
         while done < steps + beyond and any(v is None for v in reached_at.values()):
-            run.run(min(check, steps + beyond - done))
-            done += min(check, steps + beyond - done)
+            more = min(check, steps + beyond - done)
+            run.run(more)
+            done += more
             distance = distance_to_pareto_set(run.positions())
             for k in reached_at:
                 if reached_at[k] is None and distance[k] <= REACHED_TOLERANCE:
@@ -81,6 +80,31 @@ def _trajectory_job(method: str, steps: int, seed: int, beyond: int = 0,
         document["later"] = {"until": done,
                              "reached_at": {str(indices[k]): step for k, step in reached_at.items()}}
     return document
+
+
+def start_name(starts: Sequence[Sequence[float]], i: int) -> str:
+    """Start ``i`` as the papers write it: "(9, 9)"."""
+    return f"({starts[i][0]:g}, {starts[i][1]:g})"
+
+
+def missed_starts(run: dict[str, Any], starts: Sequence[Sequence[float]]) -> tuple[list[str], list[str]]:
+    """A method's starts that missed the Pareto set, as text: (stalled, slower).
+
+    "Slower": followed further (``later``, from ``beyond``) it got there, and
+    when; "stalled": it did not, or was not followed.
+    """
+    indices = list(run.get("start_indices") or range(len(run["reached"])))
+    later = run.get("later") or {}
+    stalled, slower = [], []
+    for i, ok in zip(indices, run["reached"]):
+        if ok:
+            continue
+        at = (later.get("reached_at") or {}).get(str(i))
+        if at:
+            slower.append(f"from {start_name(starts, i)} it gets there at step {at:,}")
+        else:
+            stalled.append(start_name(starts, i) + (f", still after {later['until']:,} steps" if later else ""))
+    return stalled, slower
 
 
 def measure_cost(methods: Sequence[str], steps: int = COST_STEPS, seconds: float = COST_SECONDS,
@@ -188,24 +212,12 @@ class ToyReproduction(Reproduction):
         def indices(method: str) -> list[int]:  # which starts the method ran from (all of them by default)
             return list(runs[method].get("start_indices") or range(len(runs[method]["reached"])))
 
-        def name(i: int) -> str:
-            return f"({starts[i][0]:g}, {starts[i][1]:g})"
-
         def reached_text(method: str) -> str:
-            reached = dict(zip(indices(method), runs[method]["reached"]))
-            later = runs[method].get("later") or {}
-            stalled, slower = [], []
-            for i, ok in reached.items():
-                if ok:
-                    continue
-                at = (later.get("reached_at") or {}).get(str(i))
-                if at:
-                    slower.append(f"from {name(i)} it gets there at step {at:,}")
-                else:
-                    stalled.append(name(i) + (f", still after {later['until']:,} steps" if later else ""))
-            text = f"{sum(reached.values())}/{len(reached)}"
-            if len(reached) < n:
-                text += f" of the {len(reached)} start(s) run, {', '.join(name(i) for i in reached)}"
+            ran = indices(method)
+            stalled, slower = missed_starts(runs[method], starts)
+            text = f"{sum(runs[method]['reached'])}/{len(ran)}"
+            if len(ran) < n:
+                text += f" of the {len(ran)} start(s) run, {', '.join(start_name(starts, i) for i in ran)}"
             if stalled:
                 text += f" (stalls from {'; '.join(stalled)})"
             if slower:

@@ -231,14 +231,16 @@ class Trajectories:
 
 def trajectories(method: str, steps: int = STEPS, record_every: int = 100, chunk: int = 1000,
                  seed: int = 0, starts: Sequence[Sequence[float]] = STARTS,
-                 should_stop: Callable[[], bool] = lambda: False) -> Iterator[Trajectories]:
+                 should_stop: Callable[[], bool] = lambda: False,
+                 run: ToyOptimisation | None = None) -> Iterator[Trajectories]:
     """Run ``method`` from every start; yield the paths so far after every ``chunk`` steps.
 
     The last one yielded has ``finished=True`` (unless ``should_stop`` said
     stop first). Points are recorded every ``record_every`` steps, and the
-    final position is always the last point.
+    final position is always the last point. ``run``: the optimisation to
+    step (default a new one), for a caller that goes on with it afterwards.
     """
-    run = ToyOptimisation(method, starts, seed=seed)
+    run = ToyOptimisation(method, starts, seed=seed) if run is None else run
     pieces: list[np.ndarray] = []
     seconds = 0.0
     chunk = max(record_every, chunk - chunk % record_every)
