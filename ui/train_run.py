@@ -18,6 +18,7 @@ from mtlcore.runs import NotOwnerError, QueueFullError, StoreError
 from ui.lesson_box import current_lesson
 from ui.safe_text import say, toast
 from ui.session import get_runner, get_store, owner
+from ui.train_url import write_url
 from ui.texts import HELP
 
 K = "train_"
@@ -78,7 +79,11 @@ def page_run():
 
 
 def run_bar(config: ExperimentConfig, problem: str | None) -> None:
-    """The label, then Start and Stop side by side, then what stops Start and the last notice."""
+    """The label, then Start and Stop side by side, then what stops Start and the last notice.
+
+    Start and Stop write the page's address before they rerun it: a rerun keeps the address of the run it
+    cuts short, and an old one would be taken for a link from outside (``ui/train_url.py``).
+    """
     record = page_run()
     me = owner()
     allowed = record is not None and me.may_change(record.owner, record.owner_key)
@@ -92,9 +97,11 @@ def run_bar(config: ExperimentConfig, problem: str | None) -> None:
         say("error", problem)
     if start_clicked and problem is None:
         start(config, (ss.get(f"{K}label") or "").strip() or auto_label(config))
+        write_url(config)
         st.rerun()  # redraw with the new run: its panel, the Stop button, the URL
     if stop_clicked and can_stop:
         stop(record.id)
+        write_url(config)
         st.rerun()
     notice = ss.pop(f"{K}notice", None)
     if notice and notice[0] == "error":
