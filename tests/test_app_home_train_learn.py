@@ -223,6 +223,13 @@ def test_a_start_clicked_before_the_browser_took_the_pages_address_keeps_its_run
         url_run = at.query_params.get("run")
         assert run.id in (url_run if isinstance(url_run, list) else [url_run])
         assert not any("press **Start**" in i.value for i in at.info)  # the live panel, not the empty page
+
+        # So is Reset, clicked with the address of before the Start: the defaults, not the old link's settings.
+        at.query_params.clear()
+        at.query_params.update(opened_with)
+        at.button(key="train_reset").click().run()
+        assert at.session_state["train_config"] == ExperimentConfig()
+        assert at.session_state["train_run"] == run.id  # Reset leaves the run as it is
     finally:
         Runner(RunStore(home), max_workers=1).cancel(run.id)
 

@@ -18,7 +18,7 @@ from mtlcore.runs import NotOwnerError, QueueFullError, StoreError
 from ui.lesson_box import current_lesson
 from ui.safe_text import say, toast
 from ui.session import get_runner, get_store, owner
-from ui.train_url import write_url
+from ui.train_url import chosen_here
 from ui.texts import HELP
 
 K = "train_"
@@ -43,6 +43,7 @@ def start(config: ExperimentConfig, label: str) -> None:
         ss[f"{K}notice"] = ("error", str(error))
         return
     ss[f"{K}run"] = run_id
+    chosen_here()  # the rerun that follows may carry the address of before the click (ui/train_url.py)
     ss[f"{K}notice"] = ("success", f"Queued “{label}”; a background worker trains it and the charts below update live.")
 
 
@@ -63,6 +64,7 @@ def delete(run_id: str) -> None:
         ss[f"{K}notice"] = ("error", str(error))
         return
     ss.pop(f"{K}run", None)
+    chosen_here()
     ss[f"{K}notice"] = ("info", message)
 
 
@@ -79,11 +81,7 @@ def page_run():
 
 
 def run_bar(config: ExperimentConfig, problem: str | None) -> None:
-    """The label, then Start and Stop side by side, then what stops Start and the last notice.
-
-    Start and Stop write the page's address before they rerun it: a rerun keeps the address of the run it
-    cuts short, and an old one would be taken for a link from outside (``ui/train_url.py``).
-    """
+    """The label, then Start and Stop side by side, then what stops Start and the last notice."""
     record = page_run()
     me = owner()
     allowed = record is not None and me.may_change(record.owner, record.owner_key)
@@ -97,11 +95,9 @@ def run_bar(config: ExperimentConfig, problem: str | None) -> None:
         say("error", problem)
     if start_clicked and problem is None:
         start(config, (ss.get(f"{K}label") or "").strip() or auto_label(config))
-        write_url(config)
         st.rerun()  # redraw with the new run: its panel, the Stop button, the URL
     if stop_clicked and can_stop:
         stop(record.id)
-        write_url(config)
         st.rerun()
     notice = ss.pop(f"{K}notice", None)
     if notice and notice[0] == "error":

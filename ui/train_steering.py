@@ -17,6 +17,7 @@ from mtlcore.charts.markers import steering_markers
 from mtlcore.runs import NotOwnerError, QueueFullError, StoreError, steering
 from ui.safe_text import md, say
 from ui.session import get_runner, get_store, owner
+from ui.train_url import chosen_here
 from ui.train_settings import LR_STEPS
 
 K = "train_"  # the Train page's prefix of widget and state keys
@@ -122,6 +123,7 @@ def fork(record, values: dict[str, float]) -> None:
         say("warning", str(error))
         return
     ss[f"{K}run"] = child
+    chosen_here()
     ss[f"{K}notice"] = ("info", f"Forked run {record.id} into {child}: it starts from the parent's last saved "
                                 "weights with your weights and learning rate.")
     st.rerun()

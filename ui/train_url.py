@@ -1,19 +1,22 @@
 """The Train page's address: the settings it opens with, and the settings it shows, kept in the URL.
 
-    from ui.train_url import sync_from_url, write_url
+    from ui.train_url import chosen_here, sync_from_url, write_url
     problems = sync_from_url()   # first thing on the page: a link from outside replaces the settings
-    write_url(config)            # last thing, and before any st.rerun(): the URL shows what the page shows
+    write_url(config)            # last thing: the URL shows what the page shows
+    chosen_here()                # in Start, Stop, Delete, Reset, reopen, fork: the page changed its run or settings
 
 The whole configuration lives in the URL's query parameters (the keys of
 ``ExperimentConfig.to_flat``, plus ``run`` and ``label``, and a lesson's
 ``hide``, ``lock``, ``explain``, ``lesson`` and ``step``), so a teacher can
 share a link that opens the same setup.
 
-Why "before any st.rerun()": a URL that differs from the last one the page
-wrote is taken as a link from outside. ``st.rerun()`` reruns with the
-address of the run it cuts short, so a run that chose a new run and reran
-without writing the URL would, on a click faster than the browser's address
-update, be told "a link without a run" and forget the run it just started.
+Why ``chosen_here``: a URL that differs from the last one the page wrote is
+taken as a link from outside. A click can come before the browser has taken
+the page's last address (a quick click on a busy machine), and it carries
+the old one; so does the ``st.rerun()`` after Start. Without the mark, the
+run after a Start would be told "a link without a run" and forget the run it
+had just started; after Reset or reopening a run, the old link's settings
+would come back.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from ui.session import get_store
 from ui.train_settings import K, LESSON_KEYS, normalise, sanitise
 
 NOT_CONFIG = ("run", "label", "key", *LESSON_KEYS)  # URL keys that are not configuration settings
+CHOSEN_HERE = f"{K}chosen_here"  # the page itself changed its run or settings: the next address may be old
 PUSHED = f"{K}pushed"  # the control values written on the last run: a control that differs was moved
 ss = st.session_state
 
@@ -52,13 +56,19 @@ def config_from_url(pairs: dict[str, str]) -> tuple[ExperimentConfig, list[str]]
     return normalise(config), problems
 
 
+def chosen_here() -> None:
+    """Say that the page itself just changed its run or settings: the next run keeps them, whatever the address."""
+    ss[CHOSEN_HERE] = True
+
+
 def sync_from_url() -> list[str]:
     """Take the settings from the URL when it changed from outside; return problems with the link."""
     url = st.query_params.to_dict()
     force = ss.pop(f"{K}force_url", False)
+    chosen = ss.pop(CHOSEN_HERE, False)
     problems: list[str] = []
-    if not url or (url == ss.get(f"{K}url_written") and not force):
-        return problems  # first load, a shared link, a preset or the browser's back button pass here
+    if not url or (not force and (chosen or url == ss.get(f"{K}url_written"))):
+        return problems  # no link, or the address the page wrote, or one older than what the page chose
     pairs = {k: v for k, v in url.items() if k not in NOT_CONFIG}
     run_id, config = url.get("run"), None
     if not run_id:  # a preset or a link without a run: the previous run's results are not this setup's

@@ -24,7 +24,7 @@ from ui.train_form import View, settings_tabs
 from ui.train_live import live_panel, recent_runs
 from ui.train_run import run_bar, run_footer
 from ui.train_settings import K, absorb, parse_list, widget_values
-from ui.train_url import PUSHED, sync_from_url, write_url
+from ui.train_url import PUSHED, chosen_here, sync_from_url, write_url
 
 POLL_SECONDS = 1.0
 ss = st.session_state
@@ -72,6 +72,7 @@ def reopen(run_id: str) -> None:
     ss[f"{K}config"] = record.config
     ss[f"{K}label"] = record.label
     ss.pop(PUSHED, None)
+    chosen_here()
 
 
 def reset_settings() -> None:
@@ -79,6 +80,7 @@ def reset_settings() -> None:
     ss[f"{K}config"] = ss.get(f"{K}lesson_config") or ExperimentConfig()
     ss[f"{K}label"] = ""
     ss.pop(PUSHED, None)
+    chosen_here()
 
 
 def problem_of(config: ExperimentConfig) -> str | None:
