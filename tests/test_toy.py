@@ -126,3 +126,34 @@ def test_the_trajectories_figure_marks_finished_ends_on_the_pareto_set():
                               starts=[(0.0, -8.3551), (9.0, 9.0)])
     ends = next(t for t in fig.data if t.name == "equal: end")
     assert list(ends.marker.symbol) == ["star", "x"]
+
+
+def test_methods_stepped_together_take_the_paths_each_takes_alone():
+    # One graph for every method's points; each method's own update, and its own random draws (RLW, PCGrad).
+    methods = ["rlw", "pcgrad", "famo", "equal"]
+    comparison = ToyComparison(methods, steps=40).start()
+    assert comparison.wait(timeout=120) and not comparison.errors
+    runs = comparison.snapshot()
+    for method in methods:
+        alone = ToyOptimisation(method)
+        alone.run(40)
+        assert runs[method].steps == 40
+        assert np.allclose(runs[method].final_points, alone.positions(), atol=1e-5), method
+
+
+def test_a_method_failing_mid_way_keeps_its_path_and_the_others_go_on(monkeypatch):
+    from mtlcore.toy import live
+
+    class FailsAtStepThree(ToyOptimisation):
+        def fill_gradient(self, losses, jacobians):
+            if self.method == "pcgrad" and self.steps_done == 3:
+                raise RuntimeError("the solver gave up")
+            super().fill_gradient(losses, jacobians)
+
+    monkeypatch.setattr(live, "ToyOptimisation", FailsAtStepThree)
+    comparison = ToyComparison(["equal", "pcgrad"], steps=30).start()
+    assert comparison.wait(timeout=120)
+    runs = comparison.snapshot()
+    assert comparison.errors == {"pcgrad": "RuntimeError: the solver gave up"}
+    assert runs["pcgrad"].steps == 3 and not runs["pcgrad"].finished and runs["pcgrad"].error
+    assert runs["equal"].finished and runs["equal"].steps == 30

@@ -1,13 +1,16 @@
 """Trajectories computed in a background thread, for a page that draws them as they grow.
 
 ``ToyComparison(methods, steps).start()`` runs every method's batched
-trajectories (``trajectories.py``) in one thread, a chunk of steps of each
-method in turn, so that all methods advance together and the first paths
-can be drawn after the first chunk. ``snapshot()`` gives what is done so
-far; ``stop()`` asks the thread to finish after its current chunk.
+trajectories (``trajectories.py``) in one thread, all methods stepped
+together (``step_together``: one graph for every method's points per step),
+a chunk of steps at a time, so that the first paths can be drawn after the
+first chunk. ``snapshot()`` gives what is done so far; ``stop()`` asks the
+thread to finish after its current step.
 
 Cost per step is the thread's own CPU time (``time.thread_time``), so the
-page's redraws and other programs on the machine do not count.
+page's redraws and other programs on the machine do not count: a method's
+own update, plus the shared losses and gradients in full (what it would pay
+alone, since they cost as much for one method's points as for all).
 """
 from __future__ import annotations
 
@@ -19,11 +22,11 @@ from typing import Sequence
 import numpy as np
 
 from .problem import STARTS, STEPS
-from .trajectories import Trajectories, ToyOptimisation
+from .trajectories import Trajectories, ToyOptimisation, step_together
 
-#: Steps of each method per turn: the first turn is short, so the first paths appear within a
-#: second or two; later turns double up to CHUNK, to spend less time copying points.
-FIRST_CHUNK, CHUNK = 20, 2000
+#: Steps per chunk: the first is short, so the first paths appear within a second or two (even
+#: beside Nash-MTL's 0.2 s steps); later chunks double up to CHUNK, to spend less time copying points.
+FIRST_CHUNK, CHUNK = 5, 2000
 #: At most this many recorded points per start and method (what a browser can redraw each second).
 MAX_POINTS = 500
 
@@ -79,36 +82,55 @@ class ToyComparison:
             return dict(self._results)
 
     def _work(self) -> None:
-        runs: dict[str, ToyOptimisation | None] = {m: None for m in self.methods}  # set up at its first turn
-        pieces = {m: [] for m in runs}
+        runs: dict[str, ToyOptimisation] = {}
+        for method in self.methods:
+            try:
+                runs[method] = ToyOptimisation(method, self.starts, seed=self.seed)
+            except Exception as error:  # a method that cannot start here says why; the others run
+                self.errors[method] = f"{type(error).__name__}: {error}"
+        pieces: dict[str, list[np.ndarray]] = {m: [] for m in runs}
         cpu = {m: 0.0 for m in runs}
         chunk = self.first_chunk
         while runs and not self._stop.is_set():
-            for method in list(runs):
-                try:
-                    if runs[method] is None:  # here, so the first method draws before the others are set up
-                        runs[method] = ToyOptimisation(method, self.starts, seed=self.seed)
-                    run = runs[method]
-                    begin = time.thread_time()  # the steps' cost, without the set-up
-                    pieces[method].append(run.run(min(chunk, self.steps - run.steps_done), self.record_every))
-                except Exception as error:  # a solver failing mid-way: keep what was done
-                    self.errors[method] = f"{type(error).__name__}: {error}"
-                    del runs[method]
-                    continue
-                cpu[method] += time.thread_time() - begin
-                points = np.concatenate(pieces[method] + [run.positions()[None]], axis=0).transpose(1, 0, 2)
-                done = run.steps_done >= self.steps
-                with self._lock:
-                    self._results[method] = Trajectories(method, points, run.steps_done, cpu[method], finished=done,
-                                                         starts=tuple(self.starts))
-                if done:
-                    del runs[method]
-                if self._stop.is_set():
+            # Every method a chunk of steps, all of them in one graph per step (step_together).
+            names = list(runs)
+            steps = min(chunk, self.steps - runs[names[0]].steps_done)  # all began together: the same count
+            recorded: dict[str, list[np.ndarray]] = {m: [] for m in names}
+            seconds = [0.0] * len(names)
+            for k in range(steps):
+                if self._stop.is_set():  # Stop is heard between steps, not after a chunk of a slow method
                     break
+                if k % self.record_every == 0:
+                    for m in names:
+                        recorded[m].append(runs[m].positions())
+                failed = step_together([runs[m] for m in names], seconds)
+                for i in reversed(range(len(names))):  # a solver failing mid-way: keep what it did, go on without it
+                    if failed[i] is not None:
+                        m = names.pop(i)
+                        self.errors[m] = f"{type(failed[i]).__name__}: {failed[i]}"
+                        cpu[m] += seconds.pop(i)
+                        self._publish(m, runs.pop(m), pieces[m], recorded[m], cpu[m])
+                if not names:
+                    break
+            for m, spent in zip(names, seconds):
+                cpu[m] += spent
+                self._publish(m, runs[m], pieces[m], recorded[m], cpu[m])
+                if runs[m].steps_done >= self.steps:
+                    del runs[m]
             chunk = min(2 * chunk, CHUNK)
         with self._lock:
             self._results = {m: replace(t, error=self.errors.get(m)) for m, t in self._results.items()}
         self.ended_at = time.time()
+
+    def _publish(self, method: str, run: ToyOptimisation, pieces: list[np.ndarray], recorded: list[np.ndarray],
+                 seconds: float) -> None:
+        """Add a chunk's recorded points to ``method``'s paths and show them (with the point it has reached)."""
+        if recorded:
+            pieces.append(np.stack(recorded))
+        points = np.concatenate(pieces + [run.positions()[None]], axis=0).transpose(1, 0, 2)
+        with self._lock:
+            self._results[method] = Trajectories(method, points, run.steps_done, seconds,
+                                                 finished=run.steps_done >= self.steps, starts=tuple(self.starts))
 
 
 def update_directions(point: Sequence[float], methods: Sequence[str]) -> dict[str, np.ndarray]:

@@ -124,11 +124,11 @@ class ToyOptimisation:
             self.weightings[0].setup(list(TASKS), {t: 1.0 for t in TASKS}, self.model, problems=self.n_starts)
             points = [self.model.x]
         else:
-            self.points = [ToyPoint(s) for s in starts]
+            self.points_alone = [ToyPoint(s) for s in starts]
             self.weightings = [create_weighting(method, **settings) for _ in starts]
-            for weighting, point in zip(self.weightings, self.points):
+            for weighting, point in zip(self.weightings, self.points_alone):
                 weighting.setup(list(TASKS), {t: 1.0 for t in TASKS}, point)
-            points = [p.x for p in self.points]
+            points = [p.x for p in self.points_alone]
         groups = [{"params": points, "lr": LEARNING_RATE}]
         own = [q for w in self.weightings for q in w.parameters()]
         if own:
@@ -136,6 +136,7 @@ class ToyOptimisation:
         self.optimizer = torch.optim.Adam(groups, foreach=True)  # one call for all five points
         self.no_regulariser = torch.zeros(())
         self.steps_done = 0
+        self.random_state = torch.get_rng_state()  # its own draws when stepped beside other methods
 
     @property
     def weighting(self):
@@ -146,11 +147,11 @@ class ToyOptimisation:
         """Where the starts are now: (starts, 2)."""
         if self.batched:
             return self.model.x.detach().numpy().copy()
-        return torch.stack([p.x.detach() for p in self.points]).numpy().copy()
+        return torch.stack([p.x.detach() for p in self.points_alone]).numpy().copy()
 
     def gradient(self) -> np.ndarray:
         """What the method last handed the optimiser, per start: (starts, 2) (zeros where nothing)."""
-        params = [self.model.x] if self.batched else [p.x for p in self.points]
+        params = [self.model.x] if self.batched else [p.x for p in self.points_alone]
         grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach() for p in params]
         return (grads[0] if self.batched else torch.stack(grads)).double().numpy().copy()
 
@@ -160,30 +161,48 @@ class ToyOptimisation:
         self.optimizer.step()
         self.steps_done += 1
 
+    def points(self) -> torch.Tensor:
+        """Every start's point, (starts, 2), as part of the graph (one parameter, or the per-start ones stacked)."""
+        return self.model.x if self.batched else torch.stack([p.x for p in self.points_alone])
+
     def batched_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every start's losses (starts, tasks), graph alive, and both tasks' gradients at every start
-        (tasks, starts, 2), from one graph: copy k of the points gives task k's gradient."""
-        n_starts, n_tasks = self.n_starts, len(TASKS)
-        x = self.model.x if self.batched else torch.stack([p.x for p in self.points])
-        x = x.repeat(n_tasks, 1)  # (T*S, 2)
-        losses = toy_losses(x)  # (T*S, T); start s's losses depend on its own point alone
-        picked = torch.cat([losses[k * n_starts:(k + 1) * n_starts, k] for k in range(n_tasks)]).sum()
-        jacobians = torch.autograd.grad(picked, x, retain_graph=True)[0].view(n_tasks, n_starts, 2)
-        return losses[:n_starts], jacobians
+        (tasks, starts, 2), from one graph."""
+        return losses_and_jacobians(self.points())
 
     def step_gradient(self) -> None:
         """Fill each start's ``x.grad`` with its method's update (nothing moves yet)."""
-        losses, jacobians = self.batched_losses()
+        self.fill_gradient(*self.batched_losses())
+
+    def fill_gradient(self, losses: torch.Tensor, jacobians: torch.Tensor) -> None:
+        """Hand this step's losses (starts, tasks) and gradients (tasks, starts, 2) to the method, which fills
+        each start's ``x.grad``: one call for every start, or one per start."""
         self.optimizer.zero_grad(set_to_none=True)
-        if self.batched:  # one call for every start
+        if self.batched:
             batch_losses = {t: losses[:, k] for k, t in enumerate(TASKS)}
             gradients = FilledTaskGradients(batch_losses, [self.model.x], [jacobians])
             self.weightings[0].backward(batch_losses, self.model, self.no_regulariser, gradients)
             return
-        for s, (weighting, point) in enumerate(zip(self.weightings, self.points)):
+        for s, (weighting, point) in enumerate(zip(self.weightings, self.points_alone)):
             start_losses = {t: losses[s, k] for k, t in enumerate(TASKS)}
             gradients = FilledTaskGradients(start_losses, [point.x], [jacobians[:, s]])
             weighting.backward(start_losses, point, self.no_regulariser, gradients)
+
+    def step_from(self, losses: torch.Tensor, jacobians: torch.Tensor) -> None:
+        """``step`` with this step's losses and gradients computed elsewhere (``step_together``).
+
+        The method draws (RLW, PCGrad, GradDrop) from its own generator state, so that its path is the one
+        it takes alone, whichever methods step beside it.
+        """
+        outside = torch.get_rng_state()
+        torch.set_rng_state(self.random_state)
+        try:
+            self.fill_gradient(losses, jacobians)
+            self.optimizer.step()
+        finally:
+            self.random_state = torch.get_rng_state()
+            torch.set_rng_state(outside)
+        self.steps_done += 1
 
     def run(self, steps: int, record_every: int = 1) -> np.ndarray:
         """Take ``steps`` steps; the positions every ``record_every`` steps, (recorded, starts, 2)."""
@@ -193,6 +212,46 @@ class ToyOptimisation:
                 recorded.append(self.positions())
             self.step()
         return np.stack(recorded) if recorded else np.empty((0, self.n_starts, 2))
+
+
+def losses_and_jacobians(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The losses at every point of ``x`` (points, tasks), graph alive, and both tasks' gradients there
+    (tasks, points, 2), from one graph: copy k of the points gives task k's gradient (a point's losses
+    depend on that point alone, so the sum's gradient on copy k is task k's gradient at each point)."""
+    n_points, n_tasks = x.shape[0], len(TASKS)
+    copies = x.repeat(n_tasks, 1)  # (T*P, 2)
+    losses = toy_losses(copies)  # (T*P, T)
+    picked = torch.cat([losses[k * n_points:(k + 1) * n_points, k] for k in range(n_tasks)]).sum()
+    jacobians = torch.autograd.grad(picked, copies, retain_graph=True)[0].view(n_tasks, n_points, 2)
+    return losses[:n_points], jacobians
+
+
+def step_together(runs: Sequence[ToyOptimisation], seconds: list[float] | None = None) -> list[Exception | None]:
+    """One step of several methods' optimisations, with one graph for all their points.
+
+    Each method's update is its own; what is shared is the toy's losses and
+    gradients at every point, which cost as much for thirty points as for
+    five (the tiny operations are paid per call, not per point). A method
+    that fails gives its exception back (and does not move); the others step.
+    ``seconds``: each run's share of the CPU time is added to it: the shared
+    part in full (what the run would pay alone) plus its own update.
+    """
+    begin = time.thread_time()
+    sizes = [run.n_starts for run in runs]
+    losses, jacobians = losses_and_jacobians(torch.cat([run.points() for run in runs]))
+    losses, jacobians = losses.split(sizes), jacobians.split(sizes, dim=1)
+    shared = time.thread_time() - begin
+    errors: list[Exception | None] = []
+    for k, run in enumerate(runs):
+        begin = time.thread_time()
+        try:
+            run.step_from(losses[k], jacobians[k])
+            errors.append(None)
+        except Exception as error:  # a solver failing mid-way: the others go on
+            errors.append(error)
+        if seconds is not None:
+            seconds[k] += shared + time.thread_time() - begin
+    return errors
 
 
 @dataclass
