@@ -170,7 +170,8 @@ def live() -> None:
         done = all(r.finished for r in runs.values()) and len(runs) == len(comparison.methods)
         state = "running" if comparison.running else ("finished" if done else "stopped")
         st.caption(f"{state} · {comparison.steps:,} steps per start · cost per step is CPU time of the "
-                   "computing thread, for all five starts together, relative to equal weights.")
+                   "computing thread, for all five starts together (the losses and gradients that every method shares "
+                   "counted in full for each), relative to equal weights.")
         st.dataframe(status_rows(runs, comparison), hide_index=True, key=f"{K}status")
         claims_table(runs, comparison)
     if comparison is not None and not comparison.running and f"{K}drawn_final" not in ss:
