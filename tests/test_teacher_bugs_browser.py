@@ -161,3 +161,92 @@ def test_compare_shows_the_baselines_it_queued_as_they_finish_without_a_reload(n
     page.wait_for_function("() => (document.querySelector('[data-testid=stMain]').innerText.match("
                            "/vs single-task/g) || []).length >= 2", timeout=120_000)
     assert "no single-task baseline yet" not in main.inner_text()
+
+
+def test_a_second_preset_does_not_show_the_previous_run(no_workers, app_url, browser):  # noqa: F811
+    from mtlcore import ExperimentConfig
+    from mtlcore.runs import RunStore
+
+    base, home = app_url
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(base)  # the app creates its store in the data folder
+    wait_for_app(page)
+    store = RunStore(home)
+    run_id = store.add_run(ExperimentConfig.from_flat({"train.epochs": "1", "train.max_samples": "50"}),
+                           label="last lesson's run", owner="teacher").id
+    store.cancel_run(run_id)
+    page.goto(f"{base}/train?run={run_id}")
+    wait_for_app(page)
+    main = page.locator("[data-testid=stMain]")
+    main.get_by_text("last lesson's run").first.wait_for()
+    page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=re.compile("Home")).click()
+    wait_for_app(page)
+    page.get_by_role("button", name=re.compile("Open in Train")).nth(1).click()  # the second preset
+    page.get_by_role("heading", name=re.compile("Train")).first.wait_for()
+    wait_for_app(page)
+    page.wait_for_function("() => !location.search.includes('run=')")
+    page.get_by_role("button", name=re.compile(r"^\W*Start", re.I)).first.wait_for()
+    assert "last lesson's run" not in main.inner_text()
+
+
+def test_a_dataset_without_its_files_is_marked_and_start_says_what_to_do(app_url, browser):  # noqa: F811
+    from mtlcore import list_datasets
+
+    missing = next(d for d in list_datasets() if d.unavailable_reason() is not None)  # no torchvision files here
+    base, _home = app_url
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{base}/train")
+    wait_for_app(page)
+    page.locator("[data-testid=stSelectbox]").filter(has_text="Dataset").first.click()
+    options = page.get_by_role("option")
+    options.first.wait_for()
+    listed = options.all_inner_texts()
+    assert any(o.startswith(missing.name) and "files missing" in o for o in listed), listed
+    assert any(o.strip() == "shapes" for o in listed), listed  # an embedded dataset carries no mark
+    page.get_by_role("option", name=re.compile(rf"^{missing.name}\b")).first.click()
+    wait_for_app(page)
+    page.locator("[data-testid=stAlertContentError]").filter(has_text=missing.unavailable_reason()[:40]).wait_for()
+    assert page.get_by_role("button", name=re.compile(r"^\W*Start", re.I)).first.is_disabled()
+    shot(page, "teacher-missing-dataset.png")
+
+
+def test_predict_opens_the_multi_task_run_and_warns_about_a_1x1_picture(no_workers, app_url, browser,  # noqa: F811
+                                                                        tmp_path):
+    import io
+
+    from PIL import Image
+
+    from mtlcore import ExperimentConfig
+    from mtlcore.compare import baseline_config
+    from mtlcore.runs import RunStore
+    from mtlcore.runs.processes import worker_name
+    from mtlcore.runs.worker import train_one
+
+    base, home = app_url
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(base)
+    wait_for_app(page)
+    store = RunStore(home)
+    mtl = ExperimentConfig.from_flat({"tasks": "shape,color", "dataset.n_samples": "300", "train.epochs": "1",
+                                      "train.max_samples": "40", "model.width": "8", "device": "cpu"})
+    for config, label in ((mtl, "lesson"), (baseline_config(mtl, "shape"), "lesson · STL shape")):  # STL newest
+        store.add_run(config, label=label, owner="teacher")
+        assert train_one(store, store.claim_next(worker_name())) == "finished"
+    page.goto(f"{base}/predict")
+    wait_for_app(page)
+    main = page.locator("[data-testid=stMain]")
+    main.get_by_text(re.compile("Chosen for you: the newest finished multi-task run")).wait_for()
+    run_picker = PICKER_TEXT.replace("'Study'", "'Run'")
+    page.wait_for_function(f"() => ({run_picker})().includes('lesson')")  # drawn (widgets draw after the text)
+    assert "STL" not in page.evaluate(run_picker)
+    picture = tmp_path / "dot.png"
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(buffer, format="PNG")
+    picture.write_bytes(buffer.getvalue())
+    page.locator("input[type=file]").first.set_input_files(str(picture))
+    main.get_by_text(re.compile(r"only 1 x 1 pixels")).wait_for()
+    assert re.search(r"shape: \w+ \(\d+% sure\)", main.inner_text())  # it still answers, with the warning
+    shot(page, "teacher-predict-1x1.png")
