@@ -75,3 +75,59 @@ def test_start_is_on_the_first_screen_and_the_results_keep_their_test_column(no_
     page.wait_for_function(f"() => ({GRID_HEADERS})().length > 0")
     headers = page.evaluate(GRID_HEADERS)
     assert "Test" in headers, f"the results table shows only {headers} at {width} px"
+
+
+def test_at_1400x900_your_running_run_shows_start_its_live_chart_and_its_steering_on_the_first_screens(
+        no_workers, app_url, browser):  # noqa: F811
+    """The live chart whole on the first screen, the steering sliders under it (one scroll shows both)."""
+    import subprocess
+
+    from mtlcore.runs import RunStore
+    from mtlcore.runs.processes import worker_name
+
+    base, home = app_url
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{base}/train?tasks=shape,color,size&train.epochs=10&device=cpu")
+    wait_for_app(page)
+    page.get_by_role("button", name=re.compile(r"^\W*Start", re.I)).first.click()  # the browser's own run
+    store = RunStore(home)
+    for _ in range(240):
+        queued = store.list_runs(states=("queued",))
+        if queued:
+            break
+        page.wait_for_timeout(250)
+    [run] = queued
+    # No worker trains: the test claims the run and logs its steps, as a worker would, in the name of a process that
+    # only sleeps (the fixture stops the data folder's workers afterwards: not this test's own process).
+    stand_in = subprocess.Popen(["sleep", "600"])
+    try:
+        worker = worker_name(stand_in.pid)
+        store.register_worker(worker, stand_in.pid)
+        store.claim_runs(worker, [run.id])
+        store.append_steps(run.id, [{"step": s, "epoch": 1, "t": 0.0,
+                                     "loss": {t: 1.5 / (1 + s / 20) for t in run.config.tasks},
+                                     "weight": {t: 1.0 for t in run.config.tasks}} for s in range(1, 60)], 0.1)
+        store.heartbeat(worker, run.id)
+        chart = page.locator(".st-key-train_chart_steps .js-plotly-plot")
+        chart.wait_for()
+        slider = page.locator(f".st-key-train_steer__{run.id}__loss_weights_shape")
+        slider.wait_for()
+        store.heartbeat(worker, run.id)
+        wait_for_app(page)
+        ARTIFACTS.joinpath("layout").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "layout" / "test-train-running-1400x900.png"))
+
+        start = page.get_by_role("button", name=re.compile(r"^\W*Start", re.I)).first.bounding_box()
+        drawn = chart.bounding_box()
+        assert start is not None and start["y"] + start["height"] <= 900
+        assert drawn is not None and drawn["height"] > 100
+        assert drawn["y"] + drawn["height"] <= 900, (
+            f"the live chart ends at y={drawn['y'] + drawn['height']:.0f} px, below the first 900 px")
+        steer = slider.bounding_box()
+        assert steer is not None and steer["y"] > drawn["y"], "the steering sliders sit under the live chart"
+        assert steer["y"] + steer["height"] - drawn["y"] <= 900, "one scroll shows the chart and a slider together"
+        store.cancel_run(run.id)
+    finally:
+        stand_in.kill()
+        stand_in.wait()

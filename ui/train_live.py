@@ -133,8 +133,8 @@ def live_panel(run_id: str, polling: bool) -> None:
 
     tasks = list(record.config.tasks)
     # The label and the owner are user text: Markdown-escaped, never HTML (a label once ran script here).
-    st.markdown(f"#### {md(record.label or 'unnamed')}")
-    st.caption(f"{record.id} · by {md(record.owner)}")
+    # One line, not a heading and a caption: at 1400x900 the live chart under it stays on the first screen.
+    st.markdown(f"**{md(record.label or 'unnamed')}** · {record.id} · by {md(record.owner)}")
     steps = step_logs(run_id)
     epochs = store.epoch_metrics(run_id)
     total_epochs = record.config.train.epochs
@@ -159,7 +159,6 @@ def live_panel(run_id: str, polling: bool) -> None:
         say("warning", record.message or f"The run was {record.state}.")
     elif record.message and record.state == "running":
         say("caption", record.message)
-    steering_controls(record, events)
     marks = steering_marks(run_id, [e for e in events if e.applied])
 
     if record.state == "finished" and record.summary:
@@ -173,6 +172,7 @@ def live_panel(run_id: str, polling: bool) -> None:
         links[1].page_link("views/predict.py", label="Predict with it", icon="🔮", query_params={"run": run_id})
 
     if not steps:
+        steering_controls(record, events)
         if record.is_active:
             st.caption("The first points appear as soon as the worker has built the data and the model.")
         return
@@ -181,6 +181,9 @@ def live_panel(run_id: str, polling: bool) -> None:
     st.plotly_chart(charts.add_markers(charts.step_loss_figure(steps, tasks, uirevision=run_id,
                                                                max_points=LIVE_POINTS), marks),
                     key=f"{K}chart_steps")
+    # Under the live chart, not above it: at 1400x900 the chart stays on the first screen, and one scroll shows
+    # a slider and the curve it bends together.
+    steering_controls(record, events)
     if epochs:
         for task in tasks:
             spec = specs.get(task)
