@@ -18,6 +18,15 @@ sync_api = pytest.importorskip("playwright.sync_api")
 TIMEOUT_MS = 60_000  # a busy machine takes many seconds per rerun
 
 
+def home_page(browser, base: str):
+    """A 1400x900 page on Home, once the app has made its store in the data folder (the test writes into it)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(base)
+    wait_for_app(page)
+    return page
+
+
 def name_box(page):
     return page.locator("[data-testid=stSidebar]").get_by_role("textbox", name="Your name")
 
@@ -108,10 +117,7 @@ def test_the_studies_picker_follows_its_study_to_the_end_without_a_reload(no_wor
     from mtlcore.studies import StudySpec, StudyStore
 
     base, home = app_url
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(base)  # the app creates its store in the data folder
-    wait_for_app(page)
+    page = home_page(browser, base)
     store = RunStore(home)
     config = ExperimentConfig.from_flat({"tasks": "shape,color", "train.epochs": "1", "device": "cpu"})
     study = StudyStore(store).create(StudySpec("stl-vs-mtl", config, seeds=1), owner="teacher", label="tiny study")
@@ -137,10 +143,7 @@ def test_compare_shows_the_baselines_it_queued_as_they_finish_without_a_reload(n
     from mtlcore.runs import RunStore
 
     base, home = app_url
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(base)
-    wait_for_app(page)
+    page = home_page(browser, base)
     store = RunStore(home)
     config = ExperimentConfig.from_flat({"tasks": "shape,color", "train.epochs": "1", "device": "cpu"})
     run = store.add_run(config, label="lesson 3", owner="teacher")
@@ -168,10 +171,7 @@ def test_a_second_preset_does_not_show_the_previous_run(no_workers, app_url, bro
     from mtlcore.runs import RunStore
 
     base, home = app_url
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(base)  # the app creates its store in the data folder
-    wait_for_app(page)
+    page = home_page(browser, base)
     store = RunStore(home)
     run_id = store.add_run(ExperimentConfig.from_flat({"train.epochs": "1", "train.max_samples": "50"}),
                            label="last lesson's run", owner="teacher").id
@@ -225,10 +225,7 @@ def test_predict_opens_the_multi_task_run_and_warns_about_a_1x1_picture(no_worke
     from mtlcore.runs.worker import train_one
 
     base, home = app_url
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(base)
-    wait_for_app(page)
+    page = home_page(browser, base)
     store = RunStore(home)
     mtl = ExperimentConfig.from_flat({"tasks": "shape,color", "dataset.n_samples": "300", "train.epochs": "1",
                                       "train.max_samples": "40", "model.width": "8", "device": "cpu"})
