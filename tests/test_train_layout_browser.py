@@ -8,6 +8,7 @@ Screenshots go to ``test-artifacts/layout/``.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -77,20 +78,20 @@ def test_start_is_on_the_first_screen_and_the_results_keep_their_test_column(no_
     assert "Test" in headers, f"the results table shows only {headers} at {width} px"
 
 
-def test_at_1400x900_your_running_run_shows_start_its_live_chart_and_its_steering_on_the_first_screens(
-        no_workers, app_url, browser):  # noqa: F811
-    """The live chart whole on the first screen, the steering sliders under it (one scroll shows both)."""
+@contextlib.contextmanager
+def your_running_run(page, base: str, home):
+    """Press Start on Train in ``page`` (the run is this browser's), then train it in the test's stead: it is
+    claimed and given 59 steps in the name of a process that only sleeps (no worker runs here; the fixture
+    stops the data folder's workers afterwards, so not this test's own process). Yields the run's record and a
+    function that beats the run's heartbeat (a slow test must, or the app takes the run for orphaned)."""
     import subprocess
 
     from mtlcore.runs import RunStore
     from mtlcore.runs.processes import worker_name
 
-    base, home = app_url
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
     page.goto(f"{base}/train?tasks=shape,color,size&train.epochs=10&device=cpu")
     wait_for_app(page)
-    page.get_by_role("button", name=re.compile(r"^\W*Start", re.I)).first.click()  # the browser's own run
+    page.get_by_role("button", name=re.compile(r"^\W*Start", re.I)).first.click()
     store = RunStore(home)
     for _ in range(240):
         queued = store.list_runs(states=("queued",))
@@ -98,8 +99,6 @@ def test_at_1400x900_your_running_run_shows_start_its_live_chart_and_its_steerin
             break
         page.wait_for_timeout(250)
     [run] = queued
-    # No worker trains: the test claims the run and logs its steps, as a worker would, in the name of a process that
-    # only sleeps (the fixture stops the data folder's workers afterwards: not this test's own process).
     stand_in = subprocess.Popen(["sleep", "600"])
     try:
         worker = worker_name(stand_in.pid)
@@ -109,11 +108,29 @@ def test_at_1400x900_your_running_run_shows_start_its_live_chart_and_its_steerin
                                      "loss": {t: 1.5 / (1 + s / 20) for t in run.config.tasks},
                                      "weight": {t: 1.0 for t in run.config.tasks}} for s in range(1, 60)], 0.1)
         store.heartbeat(worker, run.id)
+        yield store.get_run(run.id), lambda: store.heartbeat(worker, run.id)
+        store.cancel_run(run.id)
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+
+
+def steering_slider(page, run_id: str, task: str):
+    return page.locator(f".st-key-train_steer__{run_id}__loss_weights_{task}")
+
+
+def test_at_1400x900_your_running_run_shows_start_its_live_chart_and_its_steering_on_the_first_screens(
+        no_workers, app_url, browser):  # noqa: F811
+    """The live chart whole on the first screen, the steering sliders under it (one scroll shows both)."""
+    base, home = app_url
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    with your_running_run(page, base, home) as (run, beat):
         chart = page.locator(".st-key-train_chart_steps .js-plotly-plot")
         chart.wait_for()
-        slider = page.locator(f".st-key-train_steer__{run.id}__loss_weights_shape")
+        slider = steering_slider(page, run.id, "shape")
         slider.wait_for()
-        store.heartbeat(worker, run.id)
+        beat()
         wait_for_app(page)
         ARTIFACTS.joinpath("layout").mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "layout" / "test-train-running-1400x900.png"))
@@ -127,7 +144,24 @@ def test_at_1400x900_your_running_run_shows_start_its_live_chart_and_its_steerin
         steer = slider.bounding_box()
         assert steer is not None and steer["y"] > drawn["y"], "the steering sliders sit under the live chart"
         assert steer["y"] + steer["height"] - drawn["y"] <= 900, "one scroll shows the chart and a slider together"
-        store.cancel_run(run.id)
-    finally:
-        stand_in.kill()
-        stand_in.wait()
+
+
+def test_reloading_your_running_runs_page_or_turning_the_phone_steers_nothing(no_workers, app_url, browser):  # noqa: F811
+    """A reloaded page once sent every steering control's default back as a move: weights 0, lr 1e-5."""
+    from mtlcore.runs import RunStore, steering
+
+    base, home = app_url
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    with your_running_run(page, base, home) as (run, beat):
+        store = RunStore(home)
+        for width, height in ((1400, 900), (1400, 900), (390, 844), (844, 390)):
+            beat()
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(f"{base}/train?run={run.id}")
+            steering_slider(page, run.id, "shape").wait_for(state="attached")
+            wait_for_app(page)
+            page.wait_for_timeout(3000)  # the live panel polls every second: a sent value would be taken by now
+            assert steering.events(store, run.id) == [], (width, height, steering.events(store, run.id))
+        texts = steering_slider(page, run.id, "color").inner_text()
+        assert "1.00" in texts, texts

@@ -70,10 +70,9 @@ def steering_controls(record, events: list) -> None:
                 key = f"{steering.WEIGHT_PREFIX}{task}"
                 slider(columns[i % len(columns)], record.id, key, md(task), values[key])
         lr_key = widget_key(record.id, steering.LR)
-        if lr_key not in ss:
-            ss[lr_key] = values[steering.LR]
-        options = sorted(set(LR_STEPS) | {ss[lr_key]})
-        st.select_slider("Learning rate", options=options, key=lr_key, format_func=lambda v: f"{v:g}",
+        options = sorted(set(LR_STEPS) | {values[steering.LR]})
+        st.select_slider("Learning rate", options=options, value=values[steering.LR], key=lr_key,
+                         format_func=lambda v: f"{v:g}",
                          on_change=send, args=(record.id, steering.LR, lr_key), disabled=packed > 1,
                          help=f"{APPLIES} A schedule, if any, goes on from the new rate.")
         if packed > 1:
@@ -93,11 +92,16 @@ def steering_controls(record, events: list) -> None:
 
 
 def slider(column, run_id: str, key: str, label: str, value: float) -> None:
+    """A weight slider whose default is the value the run trains with now (after any earlier move).
+
+    Never a default at the slider's minimum: a reloaded page's browser may send a control's default back as
+    if it had been moved (seen in Chromium: a reload of a running run's page set every weight to 0 and the
+    learning rate to its lowest step), and a steering control acts on the run at once. The key alone is
+    the slider's identity in Streamlit, so a new default does not reset a slider someone is moving.
+    """
     wkey = widget_key(run_id, key)
-    if wkey not in ss:  # first drawn for this run: the value it trains with now (after any earlier move)
-        ss[wkey] = min(MAX_SLIDER_WEIGHT, value)
-    column.slider(label, 0.0, MAX_SLIDER_WEIGHT, step=0.1, key=wkey, on_change=send, args=(run_id, key, wkey),
-                  help=f"This task's loss weight. {APPLIES}")
+    column.slider(label, 0.0, MAX_SLIDER_WEIGHT, value=min(MAX_SLIDER_WEIGHT, value), step=0.1, key=wkey,
+                  on_change=send, args=(run_id, key, wkey), help=f"This task's loss weight. {APPLIES}")
 
 
 def widget_key(run_id: str, key: str) -> str:
