@@ -141,6 +141,19 @@ def test_methods_stepped_together_take_the_paths_each_takes_alone():
         assert np.allclose(runs[method].final_points, alone.positions(), atol=1e-5), method
 
 
+def test_a_random_method_alone_takes_its_path_whatever_else_draws_random_numbers():
+    # RLW draws its weights at every step: a page or a test drawing in between must not change its path.
+    quiet, disturbed = ToyOptimisation("rlw"), ToyOptimisation("rlw")
+    for _ in range(20):
+        quiet.step()
+        torch.rand(3)  # someone else's draw
+        disturbed.step()
+    assert np.allclose(quiet.positions(), disturbed.positions(), atol=1e-6)
+    other_seed = ToyOptimisation("rlw", seed=1)
+    other_seed.run(20)
+    assert not np.allclose(quiet.positions(), other_seed.positions(), atol=1e-6)  # its draws do matter
+
+
 def test_a_method_failing_mid_way_keeps_its_path_and_the_others_go_on(monkeypatch):
     from mtlcore.toy import live
 

@@ -156,10 +156,11 @@ class ToyOptimisation:
         return (grads[0] if self.batched else torch.stack(grads)).double().numpy().copy()
 
     def step(self) -> None:
-        """One update of every start: the method fills ``.grad``, then one Adam step."""
-        self.step_gradient()
-        self.optimizer.step()
-        self.steps_done += 1
+        """One update of every start: the method fills ``.grad``, then one Adam step.
+
+        The same step as ``step_from`` (its own random draws included), with the losses computed here.
+        """
+        self.step_from(*self.batched_losses())
 
     def points(self) -> torch.Tensor:
         """Every start's point, (starts, 2), as part of the graph (one parameter, or the per-start ones stacked)."""
@@ -189,10 +190,11 @@ class ToyOptimisation:
             weighting.backward(start_losses, point, self.no_regulariser, gradients)
 
     def step_from(self, losses: torch.Tensor, jacobians: torch.Tensor) -> None:
-        """``step`` with this step's losses and gradients computed elsewhere (``step_together``).
+        """One update of every start from this step's losses and gradients, computed here (``step``) or for
+        several methods at once (``step_together``).
 
         The method draws (RLW, PCGrad, GradDrop) from its own generator state, so that its path is the one
-        it takes alone, whichever methods step beside it.
+        it takes alone, whichever methods step beside it (or whatever else draws in between).
         """
         outside = torch.get_rng_state()
         torch.set_rng_state(self.random_state)
