@@ -26,6 +26,29 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's chromium; Playwright drives it (no `p
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+def choose_from_list(page, open_list, option, settle, tries: int = 3) -> None:
+    """Open a Streamlit list (``open_list()``), click ``option`` in it and let the app settle (``settle(page)``).
+
+    A rerun still under way when the list opens (one a typed name or an earlier
+    choice set off) redraws the widget and closes its list, and the option is
+    gone from the page: open the list again, as a person would, up to ``tries``
+    times. Each try waits generously; only the last one's failure is raised.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        settle(page)
+        open_list()
+        try:
+            option.click(timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+    settle(page)
+
+
 def free_port() -> int:
     import socket
 

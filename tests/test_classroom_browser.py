@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from helpers import serve_app
+from helpers import choose_from_list, serve_app
 from test_e2e_browser import ARTIFACTS, CHROMIUM, browser, sync_api  # noqa: F401  (fixtures)
 from test_security_browser import main_text
 
@@ -68,18 +68,13 @@ def all_text(page) -> str:
 
 def pick(page, label: str, option: str) -> None:
     """Choose ``option`` in the multiselect labelled ``label``."""
-    box = page.locator("[data-testid=stMultiSelect]").filter(has_text=label)
-    for attempt in range(3):  # a rerun that redraws the box closes its list: open it again, as a person would
-        box.locator("input").click()
-        box.locator("input").fill(option)
-        try:
-            page.get_by_role("option", name=option, exact=True).click(timeout=60_000)
-            break
-        except sync_api.TimeoutError:
-            if attempt == 2:
-                raise
-            page.keyboard.press("Escape")
-            wait_for_app(page)
+    box = page.locator("[data-testid=stMultiSelect]").filter(has_text=label).locator("input")
+
+    def open_list():
+        box.click()
+        box.fill(option)
+
+    choose_from_list(page, open_list, page.get_by_role("option", name=option, exact=True), settle=wait_for_app)
     page.keyboard.press("Escape")
     wait_for_app(page)
 

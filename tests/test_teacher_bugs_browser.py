@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from helpers import choose_from_list
 from test_e2e_browser import app_url, browser, shot, wait_for_app  # noqa: F401  (fixtures)
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -39,9 +40,9 @@ def type_name(page, name: str) -> None:
 
 
 def choose_dataset(page, name: str) -> None:
-    page.locator("[data-testid=stSelectbox]").filter(has_text="Dataset").first.click()
-    page.get_by_role("option", name=re.compile(rf"^{name}\b")).first.click()
-    wait_for_app(page)
+    box = page.locator("[data-testid=stSelectbox]").filter(has_text="Dataset").first
+    choose_from_list(page, box.click, page.get_by_role("option", name=re.compile(rf"^{name}\b")).first,
+                     settle=wait_for_app)
 
 
 def ticked_tasks(page) -> dict[str, bool]:
@@ -245,5 +246,7 @@ def test_predict_opens_the_multi_task_run_and_warns_about_a_1x1_picture(no_worke
     picture.write_bytes(buffer.getvalue())
     page.locator("input[type=file]").first.set_input_files(str(picture))
     main.get_by_text(re.compile(r"only 1 x 1 pixels")).wait_for()
-    assert re.search(r"shape: \w+ \(\d+% sure\)", main.inner_text())  # it still answers, with the warning
+    # It still answers, with the warning (drawn after it: wait for the answer, do not read at once).
+    page.wait_for_function(r"() => /shape: \w+ \(\d+% sure\)/.test("
+                           "document.querySelector('[data-testid=stMain]').innerText)")
     shot(page, "teacher-predict-1x1.png")
