@@ -141,6 +141,27 @@ def test_threads_per_worker_share_the_cores_between_the_workers(monkeypatch):
     assert runner_module.threads_per_worker(workers=2, cores=2) == 4
 
 
+def test_a_study_trained_here_uses_a_workers_threads_not_one_per_core_and_gives_them_back(monkeypatch):
+    """Beside a busy worker, a thread per core makes each operation wait for the thread without a core."""
+    import torch
+
+    from mtlcore.studies import StudySpec, default_base, local
+    from mtlcore.studies.plans import plan
+
+    monkeypatch.setenv("MTL_WORKER_THREADS", "1")
+    seen = []
+    monkeypatch.setattr(local, "fit_many", lambda configs, callbacks: seen.append(torch.get_num_threads()))
+    members = plan(StudySpec("stl-vs-mtl", default_base("stl-vs-mtl"), seeds=1))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # torch's default on two cores
+    try:
+        local.train_missing(members, [], lambda line: None)
+        assert seen == [1]
+        assert torch.get_num_threads() == 2  # the caller's setting is back
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_the_runs_command_shows_each_waiting_runs_place(runner, capsys):
     import json
 

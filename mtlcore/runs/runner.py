@@ -18,6 +18,7 @@ finds them through the store instead of starting more.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -109,6 +110,29 @@ def threads_per_worker(workers: int | None = None, cores: int | None = None) -> 
         except ValueError:
             workers = auto_worker_count(cores)
     return max(1, (cores - 1) // max(1, workers))
+
+
+@contextlib.contextmanager
+def worker_threads():
+    """Torch threads as a worker has them (``threads_per_worker(1)``) while the body trains here; then as before.
+
+    For training in the foreground: a study or a reproduction from the command
+    line, or from the Findings page (a thread of the app's server). Torch's
+    default is a thread per core; when another program keeps one of those
+    cores busy (the app's worker, a second reproduction), every parallel
+    operation waits for the thread that has no core. Beside one busy torch
+    process on two cores, the relatedness reproduction's stacked training
+    took 4.2x as long with two threads as with one; on a quiet machine two
+    threads gained 7 % (benchmarks/bench_threads.py).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads_per_worker(workers=1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def workers_text(workers: int | None = None) -> str:

@@ -16,6 +16,7 @@ from ..compare import baseline_key
 from ..engine import Callback, FitResult, TrainingRun
 from ..packing import fit_many
 from ..runs import RunStore
+from ..runs.runner import worker_threads
 from .plans import Member, plan
 from .report import Outcome, study_document
 from .spec import StudySpec
@@ -66,7 +67,8 @@ def train_missing(members: list[Member], stored: list, report: Callable[[str], N
         callbacks = [[log, Announce(report, m.label, i, len(needed))]
                      for i, (log, m) in enumerate(zip(logs, needed.values()), 1)]
         try:
-            fit_many([m.config for m in needed.values()], callbacks)
+            with worker_threads():  # a worker may be training beside us: as many threads as one has
+                fit_many([m.config for m in needed.values()], callbacks)
         except KeyboardInterrupt:
             interrupted = True
             report("Interrupted: members not trained yet are reported as cancelled.")
