@@ -40,7 +40,7 @@ def choose_from_list(page, open_list, option, settle, tries: int = 3) -> None:
         settle(page)
         open_list()
         try:
-            option.click(timeout=20_000)
+            option.click(timeout=30_000)
             break
         except PlaywrightTimeout:
             if attempt == tries - 1:
