@@ -40,15 +40,20 @@ def test_start_draws_the_paths_and_a_click_shows_the_gradients_there(app_url, br
                            timeout=300_000, polling=250)
     text = page.locator("[data-testid=stMain]").inner_text()
     assert "steps per start" in text
+    # Let the run end before clicking: while it runs, the chart is drawn anew every second, and a
+    # click between mouse-down and mouse-up on a chart being replaced is lost (see the loop below).
+    page.wait_for_function("() => document.querySelector('[data-testid=stMain]').innerText.includes('finished · ')",
+                           timeout=300_000, polling=500)
     shot(page, "gradients-trajectories.png")
 
     # Click the trajectories chart in its top-left quarter: the point under the cursor is inspected.
     chart = page.locator(".js-plotly-plot").filter(has_text="Paths on the average loss").first
     plot_area = chart.locator(".nsewdrag").first
     before = page.evaluate(ARROWS_TITLE)
-    # A click that lands while the live paths are still redrawing the chart can be lost, as a
-    # person's would be: click again, as they would, up to three times.
-    for attempt in range(3):
+    # A click that lands while the page is still redrawing the chart can be lost, as a person's would
+    # be: click again, as they would, up to three times, each a little off the last one. (A second
+    # click on the very point already selected would deselect it, and then nothing is inspected.)
+    for attempt, (fx, fy) in enumerate(((0.25, 0.25), (0.22, 0.28), (0.28, 0.22))):
         box = None
         for _ in range(20):  # None while Plotly is replacing the chart's drag layer: look again once it is back
             plot_area.wait_for(state="visible")
@@ -56,7 +61,7 @@ def test_start_draws_the_paths_and_a_click_shows_the_gradients_there(app_url, br
             if box is not None:
                 break
         assert box is not None, "the paths chart never stayed on the page long enough to be clicked"
-        page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
+        page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
         try:
             page.wait_for_function(f"(before) => ({ARROWS_TITLE})() !== before && ({ARROWS_TITLE})() !== ''",
                                    arg=before, timeout=60_000)
