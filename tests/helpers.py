@@ -49,6 +49,14 @@ def choose_from_list(page, open_list, option, settle, tries: int = 3) -> None:
     settle(page)
 
 
+def streamlit_settings() -> dict:
+    """The app's ``.streamlit/config.toml``, read as Streamlit reads it."""
+    import tomllib
+    from pathlib import Path
+
+    return tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+
+
 def free_port() -> int:
     import socket
 

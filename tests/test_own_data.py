@@ -346,11 +346,9 @@ def test_task_names_that_spreadsheets_would_run_as_formulas_are_refused(home, na
 
 
 def test_the_server_upload_limit_and_the_importer_limit_are_one_number():
-    import tomllib
-    from pathlib import Path
+    from helpers import streamlit_settings
 
-    settings = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
-    assert settings["server"]["maxUploadSize"] == own_import.MAX_UPLOAD_MB
+    assert streamlit_settings()["server"]["maxUploadSize"] == own_import.MAX_UPLOAD_MB
     assert own_import.MAX_ARCHIVE_BYTES == own_import.MAX_UPLOAD_MB * 2**20
 
 

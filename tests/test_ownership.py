@@ -319,11 +319,9 @@ def test_csv_exports_neutralise_formula_cells_in_values_and_headers():
 
 def test_tables_offer_no_download_of_their_own_only_the_pages_neutralised_csv():
     """Streamlit's table toolbar writes a CSV without neutralising formula cells; the app turns it off."""
-    import tomllib
-    from pathlib import Path
+    from helpers import streamlit_settings
 
-    settings = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
-    assert settings["client"]["disableDataExport"] is True
+    assert streamlit_settings()["client"]["disableDataExport"] is True
 
 
 def test_charts_draw_task_names_as_text_not_tags():
