@@ -68,10 +68,35 @@ def relatedness_result() -> dict:
         for arch in ("hard", "mmoe") for c in (0.0, 0.5, 0.9, 1.0)]}
 
 
+def relatedness_details() -> dict:
+    """A reproduction's details (``mtlcore.reproduce.mmoe_relatedness``): loss by model and correlation."""
+    loss = {arch: {f"{p:g}": {"mean": base + (1 - p) * 0.006, "std": 0.003, "n": 5} for p in (1.0, 0.9, 0.5)}
+            for arch, base in (("hard", 0.046), ("mmoe", 0.040))}
+    return {"correlations": [1.0, 0.9, 0.5], "loss": loss}
+
+
+def sweep_details() -> dict:
+    """``mtlcore.reproduce.sweep_baseline``'s details: five static weights (one chosen) and five methods."""
+    sweep = [{"label": f"w(digit)={w / 6:.6f}", "weight": round(w / 6, 6), "chosen": w == 1,
+              "test": {"mean": 9.5 + 4 * w, "std": 10.0, "n": 5}} for w in range(1, 6)]
+    methods = {m: {"test": {"mean": 7.0 + 4 * k, "std": 12.0, "n": 5}}
+               for k, m in enumerate(("uncertainty", "dwa", "famo", "pcgrad", "upgrad"))}
+    return {"tasks": ["digit", "ink"], "sweep": sweep, "methods": methods}
+
+
+def pair_details() -> dict:
+    """``mtlcore.reproduce.affinity``'s details: the affinity and transfer matrices of four tasks."""
+    tasks = ["digit", "parity", "big", "background"]
+    n = len(tasks)
+    return {"tasks": tasks, "affinity": [[0.01 * (1 + i - j) for j in range(n)] for i in range(n)],
+            "transfer": [[None if i == j else (-37.5 if j == n - 1 else 0.3 * (i - j)) for j in range(n)]
+                         for i in range(n)]}
+
+
 def samples() -> dict[str, object]:
     """{"module.builder": a function of no argument that returns its figure} for every builder."""
     from mtlcore import charts
-    from mtlcore.charts import class_board, studies
+    from mtlcore.charts import class_board, reproductions, studies
 
     n = len(TASKS)
     matrix = [[None if i == j else 0.3 * (i - j) for j in range(n)] for i in range(n)]
@@ -101,6 +126,13 @@ def samples() -> dict[str, object]:
         "studies.sweep_figure": lambda: studies.sweep_figure(sweep_result()),
         "studies.relatedness_figure": lambda: studies.relatedness_figure(relatedness_result()),
         "studies.ensemble_figure": lambda: studies.ensemble_figure(dict(result, ensemble=5)),
+        "reproductions.relatedness_figure": lambda: reproductions.relatedness_figure(relatedness_details()),
+        "reproductions.sweep_figure": lambda: reproductions.sweep_figure(sweep_details()),
+        "reproductions.affinity_figure": lambda: reproductions.affinity_figure(pair_details()),
+        "reproductions.transfer_figure": lambda: reproductions.transfer_figure(pair_details()),
+        "reproductions.cost_figure": lambda: reproductions.cost_figure(
+            {"relative_cost": {"equal": 1.0, "mgda": 9.9, "pcgrad": 2.1, "cagrad": 25.6, "nash_mtl": 115.0,
+                               "famo": 1.5}}),
         "class_board.class_board_figure": lambda: class_board.class_board_figure(
             [(f"student {k}", 0.6 + 0.03 * k, 1.0 - 0.05 * k) for k in range(8)], ("shape", "accuracy"),
             ("size", "mae"), front=[(0.6, 1.0), (0.81, 0.65)]),

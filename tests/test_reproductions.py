@@ -212,3 +212,17 @@ def test_findings_page_shows_the_readmes_measurement_until_a_reproduction_runs_h
     assert "not run yet here" in text and "measured for the README" in text
     assert any("as measured for the README" in " ".join(df.value["ours"]) for df in at.dataframe if "ours" in df.value)
     st.cache_resource.clear()
+
+
+def test_findings_draws_the_two_matrices_the_affinity_claim_compares_with_every_cell_labelled():
+    from mtlcore.charts.reproductions import figures
+    from mtlcore.reproduce import measured_results
+
+    details = measured_results()["affinity"].details
+    affinity, transfer = figures("affinity", details)
+    assert [list(row) for row in affinity.data[0].z] == details["affinity"]
+    assert [list(row) for row in transfer.data[0].z] == details["transfer"]
+    assert list(transfer.data[0].x) == details["tasks"]  # task names on the axes, not crowded point labels
+    ink = details["tasks"].index("ink")
+    assert transfer.data[0].text[0][ink].startswith("-")  # ink's loss with digit, as measured, readable in its cell
+    assert figures("affinity", {}) == []  # a result without the matrices draws nothing rather than failing

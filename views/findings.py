@@ -3,8 +3,8 @@
 The reproductions live in ``mtlcore.reproduce`` (``python -m mtlcore
 reproduce --list``); this page shows the stored results with their figures
 and runs a reproduction in a background thread (never in the page's script
-thread), showing its progress lines while it trains. Thin page: plotly for
-the figures, no torch.
+thread), showing its progress lines while it trains. Thin page: the figures
+come from ``mtlcore.charts.reproductions``; no torch.
 """
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import threading
 import time
 from datetime import datetime
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from mtlcore.reproduce import (
     NOT_REPRODUCED, REPRODUCED, REPRODUCTIONS, ReproductionResult, measured_results, run_reproduction, stored_results,
 )
+from mtlcore.charts.reproductions import figures as reproduction_figures
 from mtlcore.reproduce.toy import missed_starts, start_name
 from ui.page import header
 
@@ -79,57 +79,6 @@ def claims_table(result: ReproductionResult) -> None:
     )
 
 
-def _layout(fig: go.Figure, title: str, **extra) -> go.Figure:
-    fig.update_layout(title=title, height=360, margin=dict(l=50, r=20, t=50, b=50), **extra)
-    return fig
-
-
-def relatedness_figure(details: dict) -> go.Figure | None:
-    correlations = details.get("correlations") or []
-    fig = go.Figure()
-    for arch, name in (("hard", "shared bottom"), ("mmoe", "MMoE")):
-        cells = [(details.get("loss", {}).get(arch, {}) or {}).get(f"{p:g}") for p in correlations]
-        points = [(p, c) for p, c in zip(correlations, cells) if c]
-        if points:
-            fig.add_trace(go.Scatter(x=[p for p, _ in points], y=[c["mean"] for _, c in points],
-                                     error_y=dict(type="data", array=[c["std"] for _, c in points]),
-                                     mode="lines+markers", name=name))
-    if not fig.data:
-        return None
-    return _layout(fig, "Test loss against the tasks' correlation (mean ± std over seeds)",
-                   xaxis_title="correlation p", yaxis_title=details.get("metric", "test loss"),
-                   xaxis=dict(autorange="reversed"))
-
-
-def sweep_figure(details: dict) -> go.Figure | None:
-    labels, means, stds, colours = [], [], [], []
-    for point in details.get("sweep", []):
-        if point.get("test"):
-            labels.append(point["label"] + (" (chosen on val)" if point.get("chosen") else ""))
-            means.append(point["test"]["mean"]), stds.append(point["test"]["std"])
-            colours.append("#2ca02c" if point.get("chosen") else "#9ecae1")
-    for method, point in (details.get("methods") or {}).items():
-        if point.get("test"):
-            labels.append(method), means.append(point["test"]["mean"]), stds.append(point["test"]["std"])
-            colours.append("#ff7f0e")
-    if not labels:
-        return None
-    fig = go.Figure(go.Bar(x=labels, y=means, error_y=dict(type="data", array=stds), marker_color=colours))
-    return _layout(fig, "Test Δm of each static weight and each adaptive method (lower is better)",
-                   yaxis_title="Δm % vs single-task (negative = better)")
-
-
-def affinity_figure(details: dict) -> go.Figure | None:
-    pairs = details.get("pairs") or []
-    if not pairs:
-        return None
-    fig = go.Figure(go.Scatter(
-        x=[p["affinity"] for p in pairs], y=[p["transfer"] for p in pairs], mode="markers+text",
-        text=[f"{p['source']}→{p['target']}" for p in pairs], textposition="top center"))
-    return _layout(fig, "Lookahead affinity Z(i→j) against the measured transfer (means over seeds)",
-                   xaxis_title="affinity Z(i→j) from the all-task run", yaxis_title="gain of j with i, %")
-
-
 def toy_reach_table(details: dict) -> list[dict]:
     """Every method's trajectories: how many of the five starts reached the Pareto set, after how many steps."""
     starts = details.get("starts") or []
@@ -147,18 +96,6 @@ def toy_reach_table(details: dict) -> list[dict]:
                      "final distance (max)": max(run.get("distance") or [float("nan")]),
                      "cost vs equal": (details.get("relative_cost") or {}).get(method)})
     return rows
-
-
-def toy_figure(details: dict) -> go.Figure | None:
-    relative = details.get("relative_cost") or {}
-    if not relative:
-        return None
-    fig = go.Figure(go.Bar(x=list(relative), y=list(relative.values())))
-    return _layout(fig, "Cost per step relative to equal weights (this machine)", yaxis_title="× equal weights")
-
-
-FIGURES = {"mmoe_relatedness": relatedness_figure, "sweep_baseline": sweep_figure, "affinity": affinity_figure,
-           "toy": toy_figure}
 
 
 def show_job(name: str) -> None:
@@ -225,6 +162,6 @@ for name in REPRODUCTIONS.names():
         claims_table(result)
         if name == "toy" and result.details.get("trajectories"):
             st.dataframe(toy_reach_table(result.details), hide_index=True, key=f"{K}{name}_reach")
-        figure = FIGURES.get(name, lambda d: None)(result.details)
-        if figure is not None:
-            st.plotly_chart(figure, width="stretch", key=f"{K}{name}_figure")
+        figures = reproduction_figures(name, result.details)
+        for k, (column, figure) in enumerate(zip(st.columns(len(figures)) if figures else [], figures)):
+            column.plotly_chart(figure, width="stretch", key=f"{K}{name}_figure{'' if k == 0 else k}")
