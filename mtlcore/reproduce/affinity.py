@@ -35,7 +35,7 @@ from .base import INCONCLUSIVE, REPRODUCED, REPRODUCTIONS, ClaimRow, Reproductio
 SETTINGS = {"dataset.name": "digits", "tasks": "digit,parity,big,ink", "model.trunk": "mlp", "model.width": 32,
             "train.epochs": 10}
 #: ``full=True``: three times the training (30 epochs). Packed training runs the default's 110 runs (10
-#: epochs, 10 seeds) in about 17 s on a quiet 2-core CPU (the README's first measurement, 3 seeds, took
+#: epochs, 10 seeds) in about 16 s on a quiet 2-core CPU (the README's first measurement, 3 seeds, took
 #: 40 minutes before packing, on a loaded machine).
 FULL = {"train.epochs": 30}
 QUICK = {"train.epochs": 1, "train.max_samples": 200}
@@ -119,8 +119,8 @@ class AffinityReproduction(Reproduction):
              "ICML 2020.")
     claim = "The affinity measured in one multi-task run ranks the pairs of tasks like their measured transfer."
     paper_value = "affinity and pairwise transfer correlate; TAG's groupings close to the best, at a fraction of the cost"
-    default_seeds = 10  # 11 runs a seed; 10 seeds in 17 s (5 left rho's interval touching 0: README)
-    expected_minutes = 1.0  # 17 s (10 seeds) on a quiet 2-core CPU; a loaded one takes several times that
+    default_seeds = 10  # 11 runs a seed; 10 seeds in 16 s (5 left rho's interval touching 0: README)
+    expected_minutes = 1.0  # 16 s (10 seeds) on a quiet 2-core CPU; a loaded one takes several times that
 
     def run(self, seeds: int, progress: Callable[[str], None] = lambda line: None, quick: bool = False,
             full: bool = False, **overrides: Any) -> ReproductionResult:

@@ -31,7 +31,7 @@ from .base import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, REPRODUCTIONS, Claim
 SETTINGS = {"dataset.name": "digits", "tasks": "digit,ink", "model.trunk": "mlp", "model.width": 32,
             "train.epochs": 15}
 #: ``full=True``: twice the training (30 epochs). Packed training runs the default's 60 runs (15 epochs,
-#: 5 seeds) in about 35 s on a quiet 2-core CPU, so the default is the README's longer measurement.
+#: 5 seeds) in about 20 s on a quiet 2-core CPU, so the default is the README's longer measurement.
 FULL = {"train.epochs": 30}
 QUICK = {"train.epochs": 1, "train.max_samples": 200}
 METHODS = ("uncertainty", "dwa", "famo", "pcgrad", "upgrad")
@@ -67,7 +67,7 @@ class SweepBaseline(Reproduction):
     claim = "No adaptive method clearly beats the best static weights (chosen on validation), once seeds are counted."
     paper_value = "adaptive methods within noise of (or worse than) a tuned weighted sum"
     default_seeds = 5
-    expected_minutes = 1.0  # 35 s on a quiet 2-core CPU; a loaded one takes several times that
+    expected_minutes = 1.0  # 18 s on a quiet 2-core CPU; a loaded one takes several times that
 
     def run(self, seeds: int, progress: Callable[[str], None] = lambda line: None, quick: bool = False,
             methods: Sequence[str] = (), steps: int | None = None, full: bool = False,
