@@ -100,6 +100,16 @@ def test_a_live_comparison_grows_and_reports_its_cost():
         assert not run.reached().any()  # 300 steps are far too few to get there
     with pytest.raises(ValueError, match="at least one"):
         ToyComparison([])
+    assert comparison.seconds_left() == 0.0  # ended: nothing left to wait for
+
+
+def test_a_running_comparison_says_how_long_is_left_at_its_pace_so_far():
+    from mtlcore.toy.live import time_left
+
+    assert ToyComparison(["equal"], steps=5000).seconds_left() is None  # not started: no pace yet
+    assert time_left(1.0, 0, 5000) is None  # started, no step done yet
+    assert time_left(10.0, 1000, 5000) == pytest.approx(40.0)  # 1,000 of 5,000 steps in 10 s: 40 s more
+    assert time_left(10.0, 5000, 5000) == 0.0
 
 
 def test_the_arrows_and_the_cone_of_directions_that_lower_both_losses():

@@ -15,6 +15,7 @@ import pandas  # noqa: F401  before any figure: plotly imports pandas lazily, an
 import streamlit as st
 
 from mtlcore.reproduce import REPRODUCTIONS, measured_results, stored_results
+from mtlcore.runs.queue_order import duration_text
 from mtlcore.toy import (
     STARTS, STEPS, ToyComparison, loss_grid, objectives_at, pareto_set, task_gradients, toy_methods,
     update_directions, warm_up,
@@ -169,6 +170,9 @@ def live() -> None:
     else:
         done = all(r.finished for r in runs.values()) and len(runs) == len(comparison.methods)
         state = "running" if comparison.running else ("finished" if done else "stopped")
+        left = comparison.seconds_left() if comparison.running else None
+        if left is not None:  # at the pace so far: six methods at 50,000 steps take minutes (README, Findings)
+            state += f", about {duration_text(left)} left"
         st.caption(f"{state} · {comparison.steps:,} steps per start · cost per step is CPU time of the "
                    "computing thread, for all five starts together (the losses and gradients that every method shares "
                    "counted in full for each), relative to equal weights.")

@@ -49,6 +49,7 @@ class ToyComparison:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._results: dict[str, Trajectories] = {}
+        self._published_at: float | None = None  # when the last chunk's paths were published (wall clock)
         self.errors: dict[str, str] = {}
         self.started_at: float | None = None
         self.ended_at: float | None = None
@@ -75,6 +76,25 @@ class ToyComparison:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def seconds_left(self) -> float | None:
+        """Wall-clock seconds until the last step at the pace so far (None before the first chunk, 0 once ended).
+
+        Every running method steps together, so all have done the same steps; one that failed stopped behind
+        them, hence the most steps any has done.
+        """
+        if self._thread is None:
+            return None
+        if not self.running:
+            return 0.0
+        with self._lock:
+            done = max((t.steps for t in self._results.values()), default=0)
+            published = self._published_at
+        if published is None:
+            return None
+        # The paths are published a chunk at a time: the pace of the steps published, minus the time since.
+        left = time_left(published - self.started_at, done, self.steps)
+        return None if left is None else max(0.0, left - (time.time() - published))
 
     def snapshot(self) -> dict[str, Trajectories]:
         """Each method's paths so far (methods not yet begun are absent)."""
@@ -131,6 +151,14 @@ class ToyComparison:
         with self._lock:
             self._results[method] = Trajectories(method, points, run.steps_done, seconds,
                                                  finished=run.steps_done >= self.steps, starts=tuple(self.starts))
+            self._published_at = time.time()
+
+
+def time_left(elapsed: float, done: int, total: int) -> float | None:
+    """Seconds for the ``total - done`` steps left if they go at the pace of the ``done`` in ``elapsed`` (None: no pace yet)."""
+    if done <= 0:
+        return None
+    return elapsed / done * max(total - done, 0)
 
 
 def update_directions(point: Sequence[float], methods: Sequence[str]) -> dict[str, np.ndarray]:
