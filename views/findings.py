@@ -14,10 +14,10 @@ from datetime import datetime
 
 import streamlit as st
 
+from mtlcore.charts.reproductions import figures as reproduction_figures
 from mtlcore.reproduce import (
     NOT_REPRODUCED, REPRODUCED, REPRODUCTIONS, ReproductionResult, measured_results, run_reproduction, stored_results,
 )
-from mtlcore.charts.reproductions import figures as reproduction_figures
 from mtlcore.reproduce.toy import missed_starts, start_name
 from ui.page import header
 
