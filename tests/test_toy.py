@@ -103,6 +103,23 @@ def test_a_live_comparison_grows_and_reports_its_cost():
     assert comparison.seconds_left() == 0.0  # ended: nothing left to wait for
 
 
+def test_the_paths_hold_a_point_every_few_steps_however_the_run_is_cut_into_chunks(monkeypatch):
+    from mtlcore.toy import live
+
+    monkeypatch.setattr(live, "MAX_POINTS", 20)  # 200 steps: a point every 10
+
+    def paths(publish_seconds):
+        monkeypatch.setattr(live, "PUBLISH_SECONDS", publish_seconds)
+        comparison = ToyComparison(["equal", "famo"], steps=200).start()
+        assert comparison.wait(timeout=120)
+        return comparison.snapshot()
+
+    cut, whole = paths(0.0), paths(1e9)  # a chunk per step (a slow page), or chunks of up to 2,000 steps
+    for method in ("equal", "famo"):
+        assert cut[method].points.shape == (5, 21, 2)  # steps 0, 10, ..., 190, and where it ended
+        assert np.allclose(cut[method].points, whole[method].points)
+
+
 def test_a_running_comparison_says_how_long_is_left_at_its_pace_so_far():
     from mtlcore.toy.live import time_left
 

@@ -3,8 +3,9 @@
 ``ToyComparison(methods, steps).start()`` runs every method's batched
 trajectories (``trajectories.py``) in one thread, all methods stepped
 together (``step_together``: one graph for every method's points per step),
-a chunk of steps at a time, so that the first paths can be drawn after the
-first chunk. ``snapshot()`` gives what is done so far; ``stop()`` asks the
+a chunk of steps at a time (at most half a second of them), so that the
+first paths can be drawn after the first chunk and grow every second
+after it. ``snapshot()`` gives what is done so far; ``stop()`` asks the
 thread to finish after its current step.
 
 Cost per step is the thread's own CPU time (``time.thread_time``), so the
@@ -27,6 +28,9 @@ from .trajectories import Trajectories, ToyOptimisation, step_together
 #: Steps per chunk: the first is short, so the first paths appear within a second or two (even
 #: beside Nash-MTL's 0.2 s steps); later chunks double up to CHUNK, to spend less time copying points.
 FIRST_CHUNK, CHUNK = 5, 2000
+#: A chunk also ends after this much wall-clock time, so the paths on the page grow every second or so
+#: however slow the methods (2,000 steps of six methods take 10 s or more in the app).
+PUBLISH_SECONDS = 0.5
 #: At most this many recorded points per start and method (what a browser can redraw each second).
 MAX_POINTS = 500
 
@@ -44,8 +48,8 @@ class ToyComparison:
         self.steps = int(steps)
         self.starts = [tuple(map(float, s)) for s in starts]
         self.seed = seed
-        self.record_every = max(1, self.steps // MAX_POINTS)
-        self.first_chunk = FIRST_CHUNK  # each chunk records its first point: spacing need not be even
+        self.record_every = max(1, self.steps // MAX_POINTS)  # a point every this many steps, evenly spaced
+        self.first_chunk = FIRST_CHUNK
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._results: dict[str, Trajectories] = {}
@@ -117,10 +121,13 @@ class ToyComparison:
             steps = min(chunk, self.steps - runs[names[0]].steps_done)  # all began together: the same count
             recorded: dict[str, list[np.ndarray]] = {m: [] for m in names}
             seconds = [0.0] * len(names)
+            began = time.monotonic()
             for k in range(steps):
                 if self._stop.is_set():  # Stop is heard between steps, not after a chunk of a slow method
                     break
-                if k % self.record_every == 0:
+                if k and time.monotonic() - began >= PUBLISH_SECONDS:
+                    break  # publish what is done; the next chunk goes on from here
+                if runs[names[0]].steps_done % self.record_every == 0:  # every running method is at this step
                     for m in names:
                         recorded[m].append(runs[m].positions())
                 failed = step_together([runs[m] for m in names], seconds)
