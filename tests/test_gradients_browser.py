@@ -38,8 +38,9 @@ def test_start_draws_the_paths_and_a_click_shows_the_gradients_there(app_url, br
     page.get_by_role("button", name=re.compile(r"Start")).click()
     page.wait_for_function(f"() => ({POINTS_OF})(['{PATHS}', 'equal']) > 0 && ({POINTS_OF})(['{PATHS}', 'famo']) > 0",
                            timeout=300_000, polling=250)
-    text = page.locator("[data-testid=stMain]").inner_text()
-    assert "steps per start" in text
+    # The caption under the chart comes in the same rerun as the paths, a moment after them: wait for it.
+    page.wait_for_function("() => document.querySelector('[data-testid=stMain]').innerText.includes('steps per start')",
+                           timeout=60_000, polling=250)
     # Let the run end before clicking: while it runs, the chart is drawn anew every second, and a
     # click between mouse-down and mouse-up on a chart being replaced is lost (see the loop below).
     page.wait_for_function("() => document.querySelector('[data-testid=stMain]').innerText.includes('finished · ')",
