@@ -20,7 +20,9 @@ from mtlcore.toy import (
     STARTS, STEPS, ToyComparison, loss_grid, objectives_at, pareto_set, task_gradients, toy_methods,
     update_directions, warm_up,
 )
-from mtlcore.toy.figures import gradients_figure, landscapes_figure, method_colours, trajectories_figure
+from mtlcore.toy.figures import (
+    gradients_figure, landscapes_figure, method_colours, trajectories_figure, warm_up_figures,
+)
 from ui.page import header
 
 K = "gradients_"
@@ -31,8 +33,10 @@ ss = st.session_state
 
 @st.cache_resource(show_spinner=False)
 def warmed() -> bool:
-    """Once per server: the engine's first optimiser step loads much of PyTorch; pay it before Start."""
+    """Once per server: the engine's first optimiser step loads much of PyTorch, and the first chart with
+    paths much of Plotly's validators; pay both before Start."""
     warm_up(toy_methods())
+    warm_up_figures(*landscape())
     return True
 
 

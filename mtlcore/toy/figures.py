@@ -92,6 +92,21 @@ def trajectories_figure(grid: Mapping[str, np.ndarray], pareto: np.ndarray, runs
     return fig
 
 
+def warm_up_figures(grid: Mapping[str, np.ndarray], pareto: np.ndarray) -> None:
+    """Build the paths chart once with a running and a finished path, and throw it away.
+
+    Plotly imports a validator the first time a trace property is used: the
+    first chart with paths took 2 s to build here (later ones 0.05-0.07 s),
+    which delayed the first paths after Start by as much. Call it when a page opens.
+    """
+    from .trajectories import Trajectories
+
+    points = np.zeros((len(STARTS), 2, 2))
+    runs = {"running": Trajectories("running", points, 1, 0.0),
+            "finished": Trajectories("finished", points, 2, 0.0, finished=True)}
+    trajectories_figure(grid, pareto, runs, method_colours(list(runs)), picked=(0.0, 0.0))
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return v / n if n > 0 else v
