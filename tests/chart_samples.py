@@ -84,15 +84,6 @@ def sweep_details() -> dict:
     return {"tasks": ["digit", "ink"], "sweep": sweep, "methods": methods}
 
 
-def pair_details() -> dict:
-    """``mtlcore.reproduce.affinity``'s details: the affinity and transfer matrices of four tasks."""
-    tasks = ["digit", "parity", "big", "background"]
-    n = len(tasks)
-    return {"tasks": tasks, "affinity": [[0.01 * (1 + i - j) for j in range(n)] for i in range(n)],
-            "transfer": [[None if i == j else (-37.5 if j == n - 1 else 0.3 * (i - j)) for j in range(n)]
-                         for i in range(n)]}
-
-
 def samples() -> dict[str, object]:
     """{"module.builder": a function of no argument that returns its figure} for every builder."""
     from mtlcore import charts
@@ -128,8 +119,6 @@ def samples() -> dict[str, object]:
         "studies.ensemble_figure": lambda: studies.ensemble_figure(dict(result, ensemble=5)),
         "reproductions.relatedness_figure": lambda: reproductions.relatedness_figure(relatedness_details()),
         "reproductions.sweep_figure": lambda: reproductions.sweep_figure(sweep_details()),
-        "reproductions.affinity_figure": lambda: reproductions.affinity_figure(pair_details()),
-        "reproductions.transfer_figure": lambda: reproductions.transfer_figure(pair_details()),
         "reproductions.cost_figure": lambda: reproductions.cost_figure(
             {"relative_cost": {"equal": 1.0, "mgda": 9.9, "pcgrad": 2.1, "cagrad": 25.6, "nash_mtl": 115.0,
                                "famo": 1.5}}),

@@ -8,8 +8,8 @@ the Findings page shows them (none when its details hold nothing to draw).
 
     relatedness_figure  MMoE and the shared bottom: test loss against the correlation
     sweep_figure        test Delta_m of every static weight (the chosen one marked) and adaptive method
-    affinity_figure     the lookahead affinity Z(i->j) from the all-task run (Fifty et al.)
-    transfer_figure     the transfer measured by training every pair (Standley et al.)
+    (affinity)          the pair study's two heatmaps (``studies.affinity_figure``, ``transfer_figure``):
+                        the lookahead affinity Z(i->j) (Fifty et al.) and the measured transfer (Standley et al.)
     cost_figure         the toy's cost per step of each method, relative to equal weights
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any
 import plotly.graph_objects as go
 
 from ..safe_text import plotly_text
-from .diagnostics import diverging_heatmap
+from . import studies
 from .style import BEST, MUTED, PALETTE, apply_layout
 
-__all__ = ["affinity_figure", "cost_figure", "figures", "relatedness_figure", "sweep_figure", "transfer_figure"]
+__all__ = ["cost_figure", "figures", "relatedness_figure", "sweep_figure"]
 
 ARCH_NAMES = (("hard", "shared bottom"), ("mmoe", "MMoE"))
 
@@ -79,24 +79,24 @@ def sweep_figure(details: dict[str, Any]) -> go.Figure | None:
                    subtitle="test Δm, mean ± std over seeds; lower: better; ✓ chosen on validation; orange: adaptive")
 
 
-def affinity_figure(details: dict[str, Any]) -> go.Figure | None:
-    """The lookahead affinity Z(i->j), mean over seeds: the cheap score from one all-task run."""
-    tasks, affinity = details.get("tasks"), details.get("affinity")
-    if not tasks or affinity is None:
+def _as_pair_study(details: dict[str, Any]) -> dict[str, Any] | None:
+    """The affinity reproduction's details as the pair study's result (it is a pair study), or None without them."""
+    if not details.get("tasks") or details.get("affinity") is None or details.get("transfer") is None:
         return None
-    return diverging_heatmap(affinity, tasks, "Lookahead affinity Z(i→j), one run", "effect on task j",
-                             "a step on task i", fmt="+.1%", hover="a step on %{y} changes %{x}'s loss: Z = %{z:.4f}",
-                             uirevision="findings", subtitle="share of j's loss a step on i removes; mean over seeds")
+    return {"tasks": [{"task": t} for t in details["tasks"]], "affinity": details["affinity"],
+            "transfer": details["transfer"]}
 
 
-def transfer_figure(details: dict[str, Any]) -> go.Figure | None:
-    """The transfer measured by training every pair: task j's gain % with task i, mean over seeds."""
-    tasks, transfer = details.get("tasks"), details.get("transfer")
-    if not tasks or transfer is None:
-        return None
-    return diverging_heatmap(transfer, tasks, "Measured transfer, every pair trained", "task j (measured)",
-                             "trained with task i", fmt="+.1f", hover="%{x} with %{y}: %{z:+.1f}% vs %{x} alone",
-                             uirevision="findings", subtitle="gain % of j when trained with i; mean over seeds")
+def _affinity(details: dict[str, Any]) -> go.Figure | None:
+    """The lookahead affinity Z(i->j) from the all-task run: the Studies page's own figure of it."""
+    study = _as_pair_study(details)
+    return None if study is None else studies.affinity_figure(study)
+
+
+def _transfer(details: dict[str, Any]) -> go.Figure | None:
+    """The transfer measured by training every pair: the Studies page's own figure of it."""
+    study = _as_pair_study(details)
+    return None if study is None else studies.transfer_figure(study)
 
 
 def cost_figure(details: dict[str, Any]) -> go.Figure | None:
@@ -112,7 +112,7 @@ def cost_figure(details: dict[str, Any]) -> go.Figure | None:
 
 #: Each reproduction's figures, in the order the Findings page shows them.
 BUILDERS = {"mmoe_relatedness": (relatedness_figure,), "sweep_baseline": (sweep_figure,),
-            "affinity": (affinity_figure, transfer_figure), "toy": (cost_figure,)}
+            "affinity": (_affinity, _transfer), "toy": (cost_figure,)}
 
 
 def figures(name: str, details: dict[str, Any]) -> list[go.Figure]:
