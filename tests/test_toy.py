@@ -197,3 +197,66 @@ def test_a_method_failing_mid_way_keeps_its_path_and_the_others_go_on(monkeypatc
     assert comparison.errors == {"pcgrad": "RuntimeError: the solver gave up"}
     assert runs["pcgrad"].steps == 3 and not runs["pcgrad"].finished and runs["pcgrad"].error
     assert runs["equal"].finished and runs["equal"].steps == 30
+
+
+def test_a_comparison_in_processes_of_its_own_takes_the_same_paths_as_in_a_thread():
+    methods = ["equal", "rlw", "pcgrad", "famo"]
+    apart = ToyComparison(methods, steps=60, processes=2).start()
+    assert apart.wait(timeout=120) and not apart.errors
+    assert apart.groups and sorted(m for group in apart.groups for m in group) == sorted(methods)
+    here = ToyComparison(methods, steps=60).start()
+    assert here.wait(timeout=120) and not here.groups
+    apart_runs, here_runs = apart.snapshot(), here.snapshot()
+    for method in methods:
+        assert apart_runs[method].finished and apart_runs[method].steps == 60
+        assert np.array_equal(apart_runs[method].points, here_runs[method].points), method
+        assert apart_runs[method].seconds_per_step > 0
+
+
+def computing_processes():
+    import multiprocessing
+
+    return [p for p in multiprocessing.active_children() if p.name.startswith("toy-trajectories")]
+
+
+def wait_for_paths(comparison, timeout=60):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not comparison.snapshot() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert comparison.snapshot(), "no paths came"
+
+
+def test_stop_ends_a_comparisons_processes_and_keeps_its_paths():
+    comparison = ToyComparison(["equal", "famo"], steps=50_000, processes=2).start()
+    wait_for_paths(comparison)
+    comparison.stop()
+    assert comparison.wait(timeout=60)
+    runs = comparison.snapshot()
+    assert not computing_processes()
+    assert 0 < runs["equal"].steps < 50_000 and not runs["equal"].finished and not comparison.errors
+
+
+def test_a_computing_process_that_dies_is_reported_and_its_paths_so_far_are_kept():
+    import os
+    import signal
+
+    comparison = ToyComparison(["equal"], steps=50_000, processes=1).start()
+    wait_for_paths(comparison)
+    (process,) = computing_processes()
+    os.kill(process.pid, signal.SIGKILL)
+    assert comparison.wait(timeout=60)
+    assert "ended unexpectedly" in comparison.errors["equal"]
+    run = comparison.snapshot()["equal"]
+    assert run.steps > 0 and not run.finished and run.error == comparison.errors["equal"]
+
+
+def test_the_methods_are_dealt_among_processes_by_their_measured_cost_per_step(monkeypatch):
+    from mtlcore.toy import live
+
+    monkeypatch.setattr(live, "STEP_SECONDS", {"nash_mtl": 0.2, "mgda": 0.02, "equal": 0.001, "famo": 0.002})
+    assert live.deal_methods(["equal", "famo", "nash_mtl", "mgda"], 2) == [["nash_mtl"], ["equal", "famo", "mgda"]]
+    assert live.deal_methods(["equal", "famo"], 5) == [["famo"], ["equal"]]  # never an empty process
+    # A method not measured counts as the dearest measured one.
+    assert live.deal_methods(["cagrad", "nash_mtl", "equal"], 2) == [["cagrad", "equal"], ["nash_mtl"]]

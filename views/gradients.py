@@ -10,6 +10,8 @@ live in ``mtlcore.toy``; the claims and their check in ``mtlcore.reproduce``.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas  # noqa: F401  before any figure: plotly imports pandas lazily, and a half-imported pandas was seen
 import streamlit as st
@@ -34,8 +36,9 @@ ss = st.session_state
 @st.cache_resource(show_spinner=False)
 def warmed() -> bool:
     """Once per server: the engine's first optimiser step loads much of PyTorch, and the first chart with
-    paths much of Plotly's validators; pay both before Start."""
-    warm_up(toy_methods())
+    paths much of Plotly's validators; pay both before Start, and start the server that forks the comparisons'
+    processes (it loads PyTorch and the methods once, for all of them)."""
+    warm_up(toy_methods(), processes=True)
     warm_up_figures(*landscape())
     return True
 
@@ -68,7 +71,9 @@ def start(methods, steps) -> None:
     old = ss.get(f"{K}comparison")
     if old is not None:
         old.stop()
-    ss[f"{K}comparison"] = ToyComparison(methods, steps).start()
+    # Processes of their own, on every core: in a thread of the server the comparison shared the interpreter
+    # lock with every page's redraws, at half its pace alone.
+    ss[f"{K}comparison"] = ToyComparison(methods, steps, processes=os.cpu_count() or 1).start()
     ss.pop(f"{K}drawn_final", None)
 
 
@@ -178,7 +183,7 @@ def live() -> None:
         if left is not None:  # at the pace so far: six methods at 50,000 steps take minutes (README, Findings)
             state += f", about {duration_text(left)} left"
         st.caption(f"{state} · {comparison.steps:,} steps per start · cost per step is CPU time of the "
-                   "computing thread, for all five starts together (the losses and gradients that every method shares "
+                   "process computing it, for all five starts together (the losses and gradients that every method shares "
                    "counted in full for each), relative to equal weights.")
         st.dataframe(status_rows(runs, comparison), hide_index=True, key=f"{K}status")
         claims_table(runs, comparison)
