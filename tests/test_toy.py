@@ -260,3 +260,6 @@ def test_the_methods_are_dealt_among_processes_by_their_measured_cost_per_step(m
     assert live.deal_methods(["equal", "famo"], 5) == [["famo"], ["equal"]]  # never an empty process
     # A method not measured counts as the dearest measured one.
     assert live.deal_methods(["cagrad", "nash_mtl", "equal"], 2) == [["cagrad", "equal"], ["nash_mtl"]]
+    live.measure_step_costs(["equal", "upgrad", "no_such_method"])  # one that cannot start is left out
+    assert set(live.STEP_SECONDS) >= {"equal", "upgrad"} and "no_such_method" not in live.STEP_SECONDS
+    assert live.STEP_SECONDS["equal"] > 0 and live.STEP_SECONDS["upgrad"] > 0

@@ -19,8 +19,8 @@ import streamlit as st
 from mtlcore.reproduce import REPRODUCTIONS, measured_results, stored_results
 from mtlcore.runs.queue_order import duration_text
 from mtlcore.toy import (
-    STARTS, STEPS, ToyComparison, loss_grid, objectives_at, pareto_set, task_gradients, toy_methods,
-    update_directions, warm_up,
+    STARTS, STEPS, ToyComparison, loss_grid, measure_step_costs, objectives_at, pareto_set, task_gradients,
+    toy_methods, update_directions, warm_up,
 )
 from mtlcore.toy.figures import (
     gradients_figure, landscapes_figure, method_colours, trajectories_figure, warm_up_figures,
@@ -37,9 +37,11 @@ ss = st.session_state
 def warmed() -> bool:
     """Once per server: the engine's first optimiser step loads much of PyTorch, and the first chart with
     paths much of Plotly's validators; pay both before Start, and start the server that forks the comparisons'
-    processes (it loads PyTorch and the methods once, for all of them)."""
+    processes (it loads PyTorch and the methods once, for all of them); then time each method's update, to
+    share the methods fairly among those processes."""
     warm_up(toy_methods(), processes=True)
     warm_up_figures(*landscape())
+    measure_step_costs(toy_methods())  # last: a Start before it ends deals the methods not yet timed as dear ones
     return True
 
 

@@ -8,7 +8,7 @@ paths from the five starts through the engine's own weighting methods,
 batched. ``live``: the same in a background thread, for a page.
 ``figures``: Plotly figures. No Streamlit here.
 """
-from .live import ToyComparison, update_directions, warm_up
+from .live import ToyComparison, measure_step_costs, update_directions, warm_up
 from .problem import (
     EXTENT, FIRST_LOSS_SCALE, LEARNING_RATE, STARTS, STEPS, distance_to_pareto_set, loss_grid, objectives_at,
     pareto_set, task_gradients,
@@ -17,6 +17,6 @@ from .trajectories import REACHED_TOLERANCE, Trajectories, ToyOptimisation, step
 
 __all__ = [
     "EXTENT", "FIRST_LOSS_SCALE", "LEARNING_RATE", "REACHED_TOLERANCE", "STARTS", "STEPS", "ToyComparison",
-    "ToyOptimisation", "Trajectories", "distance_to_pareto_set", "loss_grid", "objectives_at", "pareto_set",
-    "step_together", "task_gradients", "toy_methods", "trajectories", "update_directions", "warm_up",
+    "ToyOptimisation", "Trajectories", "distance_to_pareto_set", "loss_grid", "measure_step_costs", "objectives_at",
+    "pareto_set", "step_together", "task_gradients", "toy_methods", "trajectories", "update_directions", "warm_up",
 ]
