@@ -7,6 +7,10 @@ and gradients at every method's points, and each method then does its own
 update. The two sides run in turns in this process, ``--repeats`` times;
 the medians are reported, and the last line is ``speedup: X.XX``.
 
+``--processes N`` (default 2) also times, in wall-clock seconds, a
+comparison in N processes of its own (``ToyComparison(processes=N)``, the
+page's way) against the same comparison in a thread of this process.
+
     python benchmarks/bench_toy.py                        # six cheap methods, 1,000 steps
     python benchmarks/bench_toy.py --methods equal,mgda --steps 300
 """
@@ -22,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from mtlcore.toy import live  # noqa: E402
 from mtlcore.toy.problem import STEPS  # noqa: E402
 from mtlcore.toy.trajectories import ToyOptimisation, step_together  # noqa: E402
 
@@ -49,12 +54,21 @@ def together(methods: list[str], steps: int) -> float:
     return time.process_time() - begin
 
 
+def comparison_seconds(methods: list[str], steps: int, processes: int) -> float:
+    """Wall-clock seconds of a whole comparison (in a thread of this process when ``processes`` is 0)."""
+    begin = time.perf_counter()
+    comparison = live.ToyComparison(methods, steps, processes=processes).start()
+    comparison.wait()
+    return time.perf_counter() - begin
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default=CHEAP, help=f"comma-separated weighting methods (default {CHEAP})")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the page's thread uses what torch has)")
+    parser.add_argument("--processes", type=int, default=2, help="computing processes to time against a thread (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -69,6 +83,16 @@ def main() -> None:
     print(f"together: {b:.2f} s ({b / args.steps * 1e3:.2f} ms per step of all methods)")
     print(f"a full comparison ({STEPS:,} steps): {a / args.steps * STEPS:.0f} s in turns, "
           f"{b / args.steps * STEPS:.0f} s together (CPU)")
+    if args.processes:
+        live.warm_up(methods, processes=True)
+        live.measure_step_costs(methods)
+        apart, here = [], []
+        for _ in range(args.repeats):
+            apart.append(comparison_seconds(methods, args.steps, args.processes))
+            here.append(comparison_seconds(methods, args.steps, 0))
+        p, t = statistics.median(apart), statistics.median(here)
+        print(f"a comparison in {args.processes} processes: {p:.2f} s wall, in a thread: {t:.2f} s "
+              f"({t / p:.2f}x); {STEPS:,} steps: about {p / args.steps * STEPS:.0f} s in processes")
     print(f"speedup: {a / b:.2f}")
 
 
