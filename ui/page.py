@@ -5,7 +5,7 @@
     page.notice("studies_notice")
     page.name_tip("studies")
 
-The sidebar (name, key, teacher, queue) is drawn by app.py around every page;
+The sidebar (name, key, teacher, queue) is drawn by ui/shell.py (which app.py runs) around every page;
 these are the bits each page used to repeat at its top.
 """
 from __future__ import annotations
