@@ -98,9 +98,13 @@ def trajectories_figure(grid: Mapping[str, np.ndarray], pareto: np.ndarray, runs
 def warm_up_figures(grid: Mapping[str, np.ndarray], pareto: np.ndarray) -> None:
     """Build the paths chart once with a running and a finished path, and throw it away.
 
-    Plotly imports a validator the first time a trace property is used: the
-    first chart with paths took 2 s to build here (later ones 0.05-0.07 s),
-    which delayed the first paths after Start by as much. Call it when a page opens.
+    The first chart with paths pays once what later ones do not: the fine
+    Pareto polyline that ``reached`` measures against (``distance_to_pareto_set``,
+    1.2 s until it was computed on two grids, now 0.2 s) and Plotly importing a
+    validator the first time a trace property is used; later ones take
+    0.02-0.07 s. On a server just started, beside the page loading and a
+    comparison's processes, that 1.2 s had grown to 10 s, all of it before the
+    first paths. Call it when a page opens.
     """
     from .trajectories import Trajectories
 
