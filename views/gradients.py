@@ -11,6 +11,7 @@ live in ``mtlcore.toy``; the claims and their check in ``mtlcore.reproduce``.
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pandas  # noqa: F401  before any figure: plotly imports pandas lazily, and a half-imported pandas was seen
@@ -19,8 +20,8 @@ import streamlit as st
 from mtlcore.reproduce import REPRODUCTIONS, measured_results, stored_results
 from mtlcore.runs.queue_order import duration_text
 from mtlcore.toy import (
-    STARTS, STEPS, ToyComparison, loss_grid, measure_step_costs, objectives_at, pareto_set, task_gradients,
-    toy_methods, update_directions, warm_up,
+    STARTS, STEPS, ToyComparison, loss_grid, measure_step_costs, objectives_at, pareto_set, start_process_server,
+    task_gradients, toy_methods, update_directions, warm_up,
 )
 from mtlcore.toy.figures import (
     gradients_figure, landscapes_figure, method_colours, trajectories_figure, warm_up_figures,
@@ -33,16 +34,33 @@ STEP_CHOICES = [1_000, 2_000, 5_000, 10_000, 20_000, 50_000]
 ss = st.session_state
 
 
-@st.cache_resource(show_spinner=False)
-def warmed() -> bool:
-    """Once per server: the engine's first optimiser step loads much of PyTorch, and the first chart with
-    paths much of Plotly's validators; pay both before Start, and start the server that forks the comparisons'
-    processes (it loads PyTorch and the methods once, for all of them); then time each method's update, to
-    share the methods fairly among those processes."""
-    warm_up(toy_methods(), processes=True)
+def warm_up_page() -> None:
+    """What the first Start would otherwise pay, what it needs soonest first: the first chart with paths (it
+    computes the fine Pareto polyline that "reached" is measured against, and imports the Plotly validators
+    of its traces), and PyTorch loading much of itself at an optimiser's first step; wait for the server that
+    forks the comparisons' processes (``process_server``); then time each method's update, to share the
+    methods fairly among those processes."""
     warm_up_figures(*landscape())
+    warm_up(toy_methods(), processes=True)
     measure_step_costs(toy_methods())  # last: a Start before it ends deals the methods not yet timed as dear ones
+
+
+@st.cache_resource(show_spinner=False)
+def process_server() -> bool:
+    """Once per server, as the page opens: start the forkserver, which loads PyTorch and the methods in a
+    process of its own while this page draws (the first comparison's processes wait for it)."""
+    start_process_server()
     return True
+
+
+@st.cache_resource(show_spinner=False)
+def warming() -> threading.Thread:
+    """Once per server, in a thread of its own, once the page is drawn. Run in the page's script, the warm-up
+    (10-15 s on a server just started) could not be interrupted, and a Start pressed meanwhile waited for all
+    of it (its callback runs in the next script run)."""
+    thread = threading.Thread(target=warm_up_page, name="gradients-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_data(show_spinner=False)
@@ -85,6 +103,7 @@ def stop() -> None:
         comparison.stop()
 
 
+process_server()
 header("Gradients: when tasks pull apart")
 st.markdown(
     "Two losses over a point **x = (x1, x2)**: the toy problem of Liu et al. (CAGrad, NeurIPS 2021), with the "
@@ -245,4 +264,4 @@ with st.expander("The stored reproduction (python -m mtlcore reproduce toy)", ex
                       for r in stored.rows], hide_index=True, key=f"{K}stored")
         st.caption(f"{stored.paper} Overall: {stored.verdict}; {stored.seconds:.0f} s on {stored.machine or 'this machine'}.")
 
-warmed()  # last, so the page is drawn first
+warming()  # last, so the page is drawn first

@@ -5,10 +5,11 @@
 
 ``problem``: the losses, their gradients, the Pareto set. ``trajectories``:
 paths from the five starts through the engine's own weighting methods,
-batched. ``live``: the same in a background thread, for a page.
+batched. ``live``: the same in the background (processes of their own, or a
+thread), for a page.
 ``figures``: Plotly figures. No Streamlit here.
 """
-from .live import ToyComparison, measure_step_costs, update_directions, warm_up
+from .live import ToyComparison, measure_step_costs, start_process_server, update_directions, warm_up
 from .problem import (
     EXTENT, FIRST_LOSS_SCALE, LEARNING_RATE, STARTS, STEPS, distance_to_pareto_set, loss_grid, objectives_at,
     pareto_set, task_gradients,
@@ -18,5 +19,6 @@ from .trajectories import REACHED_TOLERANCE, Trajectories, ToyOptimisation, step
 __all__ = [
     "EXTENT", "FIRST_LOSS_SCALE", "LEARNING_RATE", "REACHED_TOLERANCE", "STARTS", "STEPS", "ToyComparison",
     "ToyOptimisation", "Trajectories", "distance_to_pareto_set", "loss_grid", "measure_step_costs", "objectives_at",
-    "pareto_set", "step_together", "task_gradients", "toy_methods", "trajectories", "update_directions", "warm_up",
+    "pareto_set", "start_process_server", "step_together", "task_gradients", "toy_methods", "trajectories",
+    "update_directions", "warm_up",
 ]

@@ -330,6 +330,16 @@ def update_directions(point: Sequence[float], methods: Sequence[str]) -> dict[st
     return directions
 
 
+def start_process_server() -> None:
+    """Start the forkserver that computing processes are forked from, and return at once: it loads PyTorch
+    and the methods (``worker.py``) in its own process, a few seconds, while the caller goes on; the first
+    process started waits for that. Nothing to do where there is no forkserver, or once it runs."""
+    if process_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def warm_up(methods: Sequence[str] = (), processes: bool = False) -> None:
     """Pay once what the very first step costs: PyTorch loads much of itself at an optimiser's first
     step, and the gradient methods import torchjd and their solvers (cvxpy, qpsolvers) when set up.
@@ -338,10 +348,8 @@ def warm_up(methods: Sequence[str] = (), processes: bool = False) -> None:
     Call it when a page opens, so that Start draws its first paths at once.
     """
     context = process_context() if processes else None
-    if context is not None and context.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()  # first: it loads in its own process, beside the work below
+    if context is not None:
+        start_process_server()  # first: it loads in its own process, beside the work below
     ToyOptimisation("equal", [(0.0, 0.0)]).run(2)
     for method in methods:
         try:
