@@ -1,0 +1,77 @@
+"""The Gradients page in Chromium: from pressing Start to the first paths on the chart.
+
+Starts ``streamlit run app.py`` on a free port with a new data folder, then,
+``--trials`` times, opens the page anew (``?methods=...&steps=50000``), waits
+until it has drawn and ``--pause`` seconds more, presses Start, and times
+until every picked method has points on the paths chart (polled every 50 ms
+in the page). The first trial meets a server just started: its forkserver
+and warm-up are still loading. Prints one line a trial, then the median.
+Needs Debian's ``chromium`` and Playwright's Python package, as the browser
+tests do. A latency, not a ratio: read it on a quiet machine.
+
+    python benchmarks/bench_first_paths.py                       # four methods, 7 trials, 3 s pause
+    python benchmarks/bench_first_paths.py --pause 0.3 --trials 3
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from helpers import serve_app  # noqa: E402
+
+POINTS_OF = """([title, name]) => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .filter(div => (((div.layout || {}).title || {}).text || '').includes(title))
+    .flatMap(div => div.data || []).filter(trace => trace.name === name)
+    .reduce((n, trace) => n + (trace.x || []).filter(v => v !== null).length, 0)"""
+ARROWS_TITLE = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .map(div => ((div.layout || {}).title || {}).text || '').find(t => t.includes('Directions at')) || ''"""
+PATHS = "Paths on the average loss"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="equal,famo,pcgrad,upgrad")
+    parser.add_argument("--trials", type=int, default=7)
+    parser.add_argument("--pause", type=float, default=3.0, help="seconds between the page drawn and Start")
+    args = parser.parse_args()
+    from playwright import sync_api
+
+    methods = args.methods.split(",")
+    every_method_drawn = " && ".join(f"({POINTS_OF})(['{PATHS}', '{m}']) > 0" for m in methods)
+    seconds = []
+    with tempfile.TemporaryDirectory() as home, \
+            serve_app(home, Path(home) / "server.log") as base, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        for trial in range(args.trials):
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            page.set_default_timeout(300_000)
+            opened = time.time()
+            page.goto(f"{base}/gradients?methods={args.methods}&steps=50000")
+            page.wait_for_function(f"() => ({ARROWS_TITLE})().includes('(-2.00, 2.00)')")  # the page is drawn
+            drawn = time.time()
+            time.sleep(args.pause)
+            page.get_by_role("button", name=re.compile(r"Start")).click()
+            pressed = time.time()
+            page.wait_for_function(f"() => {every_method_drawn}", polling=50)
+            seconds.append(time.time() - pressed)
+            print(f"trial {trial}: page drawn {drawn - opened:.1f} s after opening, "
+                  f"first paths {seconds[-1]:.2f} s after Start", flush=True)
+            page.get_by_role("button", name=re.compile(r"Stop")).click()
+            time.sleep(3)  # let the processes end before the next trial
+            page.close()
+        browser.close()
+    print(f"median: {statistics.median(seconds):.2f} s (min {min(seconds):.2f}, max {max(seconds):.2f}, "
+          f"{len(seconds)} trials)")
+
+
+if __name__ == "__main__":
+    main()
