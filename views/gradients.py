@@ -37,11 +37,11 @@ ss = st.session_state
 def warm_up_page() -> None:
     """What the first Start would otherwise pay, what it needs soonest first: the first chart with paths (it
     computes the fine Pareto polyline that "reached" is measured against, and imports the Plotly validators
-    of its traces), and PyTorch loading much of itself at an optimiser's first step; wait for the server that
-    forks the comparisons' processes (``process_server``); then time each method's update, to share the
-    methods fairly among those processes."""
+    of its traces); PyTorch loading much of itself at an optimiser's first step, and the wait for the server
+    that forks the comparisons' processes (``process_server``); then each method's first step (its imports
+    and solvers) and the time of its update, to share the methods fairly among those processes."""
     warm_up_figures(*landscape())
-    warm_up(toy_methods(), processes=True)
+    warm_up(processes=True)
     measure_step_costs(toy_methods())  # last: a Start before it ends deals the methods not yet timed as dear ones
 
 
