@@ -25,16 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from helpers import serve_app  # noqa: E402
-
-POINTS_OF = """([title, name]) => Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .filter(div => (((div.layout || {}).title || {}).text || '').includes(title))
-    .flatMap(div => div.data || []).filter(trace => trace.name === name)
-    .reduce((n, trace) => n + (trace.x || []).filter(v => v !== null).length, 0)"""
-ARROWS_TITLE = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .map(div => ((div.layout || {}).title || {}).text || '').find(t => t.includes('Directions at')) || ''"""
-PATHS = "Paths on the average loss"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+from helpers import ARROWS_TITLE, BROWSER_ARGS, CHROMIUM, PATHS, POINTS_OF, serve_app  # noqa: E402
 
 
 def main() -> None:
@@ -50,7 +41,7 @@ def main() -> None:
     seconds = []
     with tempfile.TemporaryDirectory() as home, \
             serve_app(home, Path(home) / "server.log") as base, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         for trial in range(args.trials):
             page = browser.new_page(viewport={"width": 1400, "height": 2200})
             page.set_default_timeout(300_000)

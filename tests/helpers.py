@@ -26,6 +26,18 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's chromium; Playwright drives it (no `p
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+# The Gradients page's charts, read in the browser (its browser test and benchmarks/bench_first_paths.py).
+# JavaScript: how many points the traces named NAME hold in the chart whose title has TITLE.
+POINTS_OF = """([title, name]) => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .filter(div => (((div.layout || {}).title || {}).text || '').includes(title))
+    .flatMap(div => div.data || []).filter(trace => trace.name === name)
+    .reduce((n, trace) => n + (trace.x || []).filter(v => v !== null).length, 0)"""
+PATHS, ARROWS = "Paths on the average loss", "Directions at"
+# The title of the arrows chart ("Directions at (x1, x2), unit length"; Streamlit may wrap it in <b>).
+ARROWS_TITLE = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .map(div => ((div.layout || {}).title || {}).text || '').find(t => t.includes('Directions at')) || ''"""
+
+
 def choose_from_list(page, open_list, option, settle, tries: int = 3) -> None:
     """Open a Streamlit list (``open_list()``), click ``option`` in it and let the app settle (``settle(page)``).
 

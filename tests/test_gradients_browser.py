@@ -7,21 +7,9 @@ is missing). Few steps (1,000) and two cheap methods keep it short.
 from __future__ import annotations
 
 import re
-import time
 
-import pytest
-
+from helpers import ARROWS, ARROWS_TITLE, PATHS, POINTS_OF
 from test_e2e_browser import app_url, browser, shot, sync_api, wait_for_app  # noqa: F401  (fixtures)
-
-# JavaScript: how many points the traces named NAME hold in the chart whose title has TITLE.
-POINTS_OF = """([title, name]) => Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .filter(div => (((div.layout || {}).title || {}).text || '').includes(title))
-    .flatMap(div => div.data || []).filter(trace => trace.name === name)
-    .reduce((n, trace) => n + (trace.x || []).filter(v => v !== null).length, 0)"""
-PATHS, ARROWS = "Paths on the average loss", "Directions at"
-# The title of the arrows chart ("Directions at (x1, x2), unit length"; Streamlit may wrap it in <b>).
-ARROWS_TITLE = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .map(div => ((div.layout || {}).title || {}).text || '').find(t => t.includes('Directions at')) || ''"""
 
 
 def test_start_draws_the_paths_and_a_click_shows_the_gradients_there(app_url, browser):
