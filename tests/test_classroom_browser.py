@@ -163,6 +163,8 @@ def test_a_lesson_link_hides_controls_the_board_shows_both_students_and_the_teac
         wait_for_app(other)
         other.get_by_text(first_run.id).first.wait_for()
         assert other.get_by_role("button", name=re.compile(r"Stop")).is_disabled()
+        # The refusal is under the live panel, drawn after the Stop button: wait for it, then read the page.
+        other.get_by_text("Only sam can stop this run").first.wait_for()
         assert "Only sam can stop this run" in main_text(other)
         assert RunStore(home).get_run(first_run.id).is_active
 

@@ -122,6 +122,8 @@ def test_a_second_browser_with_the_same_name_cannot_stop_the_first_ones_run(app_
         type_name(mallory, "alice")
         mallory.get_by_text(run_id).first.wait_for()
         assert mallory.get_by_role("button", name=re.compile(r"Stop")).is_disabled()
+        # The refusal is under the live panel, drawn after the Stop button: wait for it, then read the page.
+        mallory.get_by_text("Only alice can stop this run").first.wait_for()
         assert "Only alice can stop this run" in main_text(mallory)
         assert RunStore(home).get_run(run_id).is_active
 
