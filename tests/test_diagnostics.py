@@ -113,7 +113,8 @@ def test_soft_sharing_has_nothing_to_measure():
     assert recorder.epochs == [{}]
 
 
-@pytest.mark.parametrize("method", ["equal", "uncertainty", "famo", "upgrad"])
+# equal, RLW, DWA and FAMO hand over their loss coefficients in closed form; uncertainty needs autograd.
+@pytest.mark.parametrize("method", ["equal", "rlw", "dwa", "uncertainty", "famo", "upgrad"])
 def test_diagnostics_do_not_change_training(method):
     # Dropout and BatchNorm are on: measuring must not draw random numbers
     # from training's stream nor move the running statistics, and the update

@@ -177,8 +177,19 @@ class LossWeighting(Weighting):
 
     def backward(self, losses, model, extra, gradients=None):
         weights = self.weights(losses)
-        backward_objective(lambda losses: self.objective(losses, weights, 0.0), losses, extra, gradients)
+        backward_objective(lambda losses: self.objective(losses, weights, 0.0), losses, extra, gradients,
+                           self.loss_coefficients(weights))
         return {t: logged(self.user_weights[t], weights[t]) for t in self.tasks}
+
+    def loss_coefficients(self, weights: dict[str, torch.Tensor | float]) -> dict | None:
+        """d objective / d L_t = u_t * w_t, when that is all there is to know: this class's own objective
+        with weights that learn nothing through it. None otherwise (a method with an objective of its own,
+        or weights that are parameters, as uncertainty weighting's): then autograd finds them."""
+        if type(self).objective is not LossWeighting.objective:
+            return None
+        if any(isinstance(w, torch.Tensor) and w.requires_grad for w in weights.values()):
+            return None
+        return {t: self.user_weights[t] * weights[t] for t in self.tasks}
 
 
 def summed(total: torch.Tensor) -> torch.Tensor:

@@ -124,13 +124,16 @@ class FAMO(Weighting):
             logs = torch.log(torch.stack([losses[t] for t in self.tasks], dim=-1) + EPS)
             return (c * (u * z * logs).sum(dim=-1)).sum()
 
-        backward_objective(objective, losses, extra, gradients)
+        # d objective / d L_t = c u_t z_t / (L_t + eps): the effective weights, handed over so that an update
+        # built from already computed task gradients needs no backward pass through the objective.
+        effective = u * c.unsqueeze(-1) * z / (current + EPS)
+        backward_objective(objective, losses, extra, gradients,
+                           coefficients={t: effective[..., i] for i, t in enumerate(self.tasks)})
         if self.max_norm > 0 and self.shared:
             if self.batch_shape:
                 clip_each_problem(self.shared, self.max_norm)
             else:
                 torch.nn.utils.clip_grad_norm_(self.shared, self.max_norm)
-        effective = u * c.unsqueeze(-1) * z / (current + EPS)
         return {t: effective[..., i].tolist() for i, t in enumerate(self.tasks)}
 
     def after_step(self, losses: dict[str, torch.Tensor]) -> None:
