@@ -8,6 +8,7 @@ import torch
 from mtlcore.toy import STARTS, ToyComparison, ToyOptimisation, pareto_set, task_gradients, update_directions
 from mtlcore.toy.figures import gradients_figure, improving_cone, trajectories_figure
 from mtlcore.toy.problem import distance_to_pareto_set, objectives_at, toy_losses, toy_objectives
+from mtlcore.toy.trajectories import losses_and_jacobians
 
 
 def test_the_losses_are_the_authors_with_the_first_scaled_by_a_tenth():
@@ -22,6 +23,24 @@ def test_the_losses_are_the_authors_with_the_first_scaled_by_a_tenth():
     g_shifted = torch.autograd.grad(toy_losses(x).sum(), x)[0]
     g_plain = torch.autograd.grad(toy_objectives(x).sum(), x)[0]
     assert torch.allclose(g_shifted, g_plain)
+
+
+def test_the_closed_form_losses_and_gradients_are_autograds_everywhere_and_at_the_kinks():
+    # Every step uses the closed form (losses_and_jacobians): it must be the authors' losses and their
+    # gradients, at random points, at the five starts, on the gates' bound x2 = 0 (the start (0, 0)) and on
+    # the log valleys' floors, where |a| < LOWER clamps.
+    rng = np.random.default_rng(0)
+    valley = [(2 * math.tanh(1.0) - 7, 1.0), (7 - 2 * math.tanh(1.0), 1.0)]  # a = 0, then b = 0
+    points = np.concatenate([rng.uniform(-11, 11, (500, 2)), STARTS, [(3.0, 0.0)], valley])
+    x = torch.tensor(points, dtype=torch.float64, requires_grad=True)
+    losses = toy_losses(x)
+    expected = torch.stack([torch.autograd.grad(losses[:, t].sum(), x, retain_graph=True)[0] for t in range(2)])
+    closed_losses, closed_gradients = losses_and_jacobians(x)
+    assert torch.allclose(closed_losses, losses, rtol=0, atol=1e-12)
+    assert torch.allclose(closed_gradients, expected, rtol=0, atol=1e-9)
+    # The losses stay differentiable, as GradNorm needs: their backward is the same Jacobian.
+    again = torch.autograd.grad(closed_losses[:, 1].sum(), x)[0]
+    assert torch.allclose(again, expected[1], rtol=0, atol=1e-9)
 
 
 def test_the_start_at_the_origin_has_gradients_as_in_the_authors_pytorch():
@@ -197,6 +216,9 @@ def test_a_method_failing_mid_way_keeps_its_path_and_the_others_go_on(monkeypatc
     assert comparison.errors == {"pcgrad": "RuntimeError: the solver gave up"}
     assert runs["pcgrad"].steps == 3 and not runs["pcgrad"].finished and runs["pcgrad"].error
     assert runs["equal"].finished and runs["equal"].steps == 30
+    three_steps = ToyOptimisation("pcgrad")
+    three_steps.run(3)  # the failing step moved nothing (one Adam call steps every method: not this one)
+    assert np.allclose(runs["pcgrad"].final_points, three_steps.positions(), rtol=0, atol=1e-7)
 
 
 def test_a_comparison_in_processes_of_its_own_takes_the_same_paths_as_in_a_thread():

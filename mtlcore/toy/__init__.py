@@ -14,11 +14,13 @@ from .problem import (
     EXTENT, FIRST_LOSS_SCALE, LEARNING_RATE, STARTS, STEPS, distance_to_pareto_set, loss_grid, objectives_at,
     pareto_set, task_gradients,
 )
-from .trajectories import REACHED_TOLERANCE, Trajectories, ToyOptimisation, step_together, toy_methods, trajectories
+from .trajectories import (
+    REACHED_TOLERANCE, Trajectories, ToyOptimisation, joint_optimizer, step_together, toy_methods, trajectories,
+)
 
 __all__ = [
     "EXTENT", "FIRST_LOSS_SCALE", "LEARNING_RATE", "REACHED_TOLERANCE", "STARTS", "STEPS", "ToyComparison",
-    "ToyOptimisation", "Trajectories", "distance_to_pareto_set", "loss_grid", "measure_step_costs", "objectives_at",
+    "ToyOptimisation", "Trajectories", "distance_to_pareto_set", "joint_optimizer", "loss_grid", "measure_step_costs", "objectives_at",
     "pareto_set", "start_process_server", "step_together", "task_gradients", "toy_methods", "trajectories",
     "update_directions", "warm_up",
 ]

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .problem import STARTS, STEPS
-from .trajectories import Trajectories, ToyOptimisation, step_together
+from .trajectories import Trajectories, ToyOptimisation, joint_optimizer, step_together
 
 #: Steps per chunk: the first is short, so the first paths appear within a second or two (even
 #: beside Nash-MTL's 0.2 s steps); later chunks double up to CHUNK, to spend less time copying points.
@@ -222,6 +222,7 @@ def compute(methods: Sequence[str], steps: int, starts: Sequence[Sequence[float]
             runs[method] = ToyOptimisation(method, starts, seed=seed)
         except Exception as error:  # a method that cannot start here says why; the others run
             fail(method, f"{type(error).__name__}: {error}")
+    optimizer = joint_optimizer(list(runs.values())) if runs else None  # one Adam call a step for all of them
     pieces: dict[str, list[np.ndarray]] = {m: [] for m in runs}
     cpu = {m: 0.0 for m in runs}
 
@@ -248,7 +249,7 @@ def compute(methods: Sequence[str], steps: int, starts: Sequence[Sequence[float]
             if runs[names[0]].steps_done % record_every == 0:  # every running method is at this step
                 for m in names:
                     recorded[m].append(runs[m].positions())
-            failed = step_together([runs[m] for m in names], seconds)
+            failed = step_together([runs[m] for m in names], seconds, optimizer)
             for i in reversed(range(len(names))):  # a solver failing mid-way: keep what it did, go on without it
                 if failed[i] is not None:
                     m = names.pop(i)

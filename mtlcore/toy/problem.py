@@ -19,8 +19,10 @@ lower bounds floor = (-21 * 0.1, -21) (its toy trainer's
 ``set_min_losses``): the same gradients, but positive values, which
 log-based methods (FAMO) and uncertainty weighting need. Plots show f_t.
 
-Everything here takes and returns torch tensors of shape (..., 2): any
-number of points at once.
+Everything here takes and returns torch tensors of shape (..., 2), any
+number of points at once, except ``losses_and_gradients``: the losses and
+both gradients in closed form, in NumPy, which the playground's every step
+uses (eight times cheaper than autograd on its 30 points).
 """
 from __future__ import annotations
 
@@ -86,6 +88,53 @@ def _floor(dtype, device) -> torch.Tensor:
     if key not in _FLOORS:
         _FLOORS[key] = torch.tensor(LOSS_FLOOR, dtype=dtype, device=device)
     return _FLOORS[key]
+
+
+def losses_and_gradients(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``toy_losses`` at every point of x (points, 2), and both tasks' gradients there, in closed form.
+
+    Returns losses (points, tasks) and gradients (tasks, points, 2), the
+    numbers autograd gives through ``toy_losses`` (to about 1e-13 in float64;
+    ``tests/test_toy.py`` checks it), with the same rules at the kinks:
+    |a| has slope sign(a) (0 at a = 0), and a clamp passes the gradient
+    where its argument is at or above the bound (``clamp_min``), so that
+    the start (0, 0) moves as in the authors' code. Why by hand: a step of
+    the playground is a few dozen operations on 30 numbers, where each
+    PyTorch call costs more than the arithmetic; in NumPy the losses and
+    gradients of every point take about 50 microseconds, autograd about 460.
+
+    With t = tanh(x2) and h = tanh(x2 / 2):
+
+        a = -x1/2 - 7/2 + t,  b = -x1/2 + 7/2 - t   (the log-valleys' arguments: a' = (-1/2, 1 - t^2), b' = (-1/2, t^2 - 1))
+        log_k = log max(|arg|, LOWER) + 6,  d log_k = sign(arg) / |arg| * d arg
+        c1 = max(h, 0),  c2 = max(-h, 0),   d h / d x2 = (1 - h^2) / 2
+        sq1 = (7 - x1)^2 / 10 + (x2 + 8)^2 / 100 - 20,  sq2 = (x1 + 7)^2 / 10 + (x2 + 8)^2 / 100 - 20
+        f1 = 0.1 (log_1 c1 + sq1 c2),  f2 = log_2 c1 + sq2 c2   (product rule for the gradients)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x1, x2 = x[:, 0], x[:, 1]
+    t = np.tanh(x2)
+    dt = 1.0 - t * t
+    a, b = -0.5 * x1 - 3.5 + t, -0.5 * x1 + 3.5 - t
+    abs_a, abs_b = np.abs(a), np.abs(b)
+    log_1 = np.log(np.maximum(abs_a, LOWER)) + 6
+    log_2 = np.log(np.maximum(abs_b, LOWER)) + 6
+    slope_1 = np.where(abs_a >= LOWER, np.sign(a) / np.maximum(abs_a, LOWER), 0.0)  # d log_1 / d a
+    slope_2 = np.where(abs_b >= LOWER, np.sign(b) / np.maximum(abs_b, LOWER), 0.0)
+    h = np.tanh(0.5 * x2)
+    dh = 0.5 * (1.0 - h * h)
+    c1, dc1 = np.maximum(h, 0.0), np.where(h >= 0, dh, 0.0)
+    c2, dc2 = np.maximum(-h, 0.0), np.where(h <= 0, -dh, 0.0)
+    bowl_x2, d_bowl_x2 = 0.01 * (x2 + 8) ** 2, 0.02 * (x2 + 8)
+    sq_1 = (7 - x1) ** 2 / 10 + bowl_x2 - 20
+    sq_2 = (x1 + 7) ** 2 / 10 + bowl_x2 - 20
+    s = FIRST_LOSS_SCALE
+    losses = np.stack([s * (log_1 * c1 + sq_1 * c2) - LOSS_FLOOR[0], log_2 * c1 + sq_2 * c2 - LOSS_FLOOR[1]], axis=-1)
+    gradient_1 = np.stack([s * (-0.5 * c1 * slope_1 + c2 * (x1 - 7) / 5),
+                           s * (c1 * slope_1 * dt + log_1 * dc1 + c2 * d_bowl_x2 + sq_1 * dc2)], axis=-1)
+    gradient_2 = np.stack([-0.5 * c1 * slope_2 + c2 * (x1 + 7) / 5,
+                           -c1 * slope_2 * dt + log_2 * dc1 + c2 * d_bowl_x2 + sq_2 * dc2], axis=-1)
+    return losses, np.stack([gradient_1, gradient_2])
 
 
 def task_gradients(points) -> np.ndarray:
