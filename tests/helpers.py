@@ -30,8 +30,8 @@ BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
 # JavaScript: how many points the traces named NAME hold in the chart whose title has TITLE.
 POINTS_OF = """([title, name]) => Array.from(document.querySelectorAll('.js-plotly-plot'))
     .filter(div => (((div.layout || {}).title || {}).text || '').includes(title))
-    .flatMap(div => div.data || []).filter(trace => trace.name === name)
-    .reduce((n, trace) => n + (trace.x || []).filter(v => v !== null).length, 0)"""
+    .flatMap(div => div._fullData || []).filter(trace => trace.name === name)
+    .reduce((n, trace) => n + Array.from(trace.x || []).filter(v => v !== null && !Number.isNaN(v)).length, 0)"""
 PATHS, ARROWS = "Paths on the average loss", "Directions at"
 # The title of the arrows chart ("Directions at (x1, x2), unit length"; Streamlit may wrap it in <b>).
 ARROWS_TITLE = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))

@@ -188,7 +188,10 @@ def live() -> None:
     comparison: ToyComparison | None = ss.get(f"{K}comparison")
     runs = comparison.snapshot() if comparison is not None else {}
     colours = method_colours(comparison.methods if comparison is not None else methods)
-    fig = trajectories_figure(grid, pareto, runs, colours, picked=ss[f"{K}point"])
+    computing = comparison is not None and comparison.running
+    # While it computes, no grid of invisible points to click: drawn anew every second, it took a third of
+    # the browser's work, on the cores the comparison computes on.
+    fig = trajectories_figure(grid, pareto, runs, colours, picked=ss[f"{K}point"], clickable=not computing)
     st.plotly_chart(fig, key=f"{K}chart", on_select=on_chart_select, selection_mode="points",
                     config={"displaylogo": False})
     if ss.get(f"{K}inspected") != ss[f"{K}point"]:
@@ -205,7 +208,9 @@ def live() -> None:
             state += f", about {duration_text(left)} left"
         st.caption(f"{state} · {comparison.steps:,} steps per start · cost per step is CPU time of the "
                    "process computing it, for all five starts together (the losses and gradients that every method shares "
-                   "counted in full for each), relative to equal weights.")
+                   "counted in full for each), relative to equal weights."
+                   + (" While it runs, a click picks a point on a path; anywhere once it has ended (or set one "
+                      "below)." if computing else ""))
         st.dataframe(status_rows(runs, comparison), hide_index=True, key=f"{K}status")
         claims_table(runs, comparison)
     if comparison is not None and not comparison.running and f"{K}drawn_final" not in ss:
