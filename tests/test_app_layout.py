@@ -31,3 +31,12 @@ def test_no_pages_folder_that_streamlit_would_run_without_app_py():
     # Streamlit runs a folder named pages/ as an old-style multipage app on a
     # direct link, skipping app.py's navigation and sidebar.
     assert not (ROOT / "pages").exists()
+
+
+def test_the_server_does_not_collect_all_garbage_after_every_rerun():
+    # Streamlit's default gc.collect(2) after each rerun held the server's interpreter 0.1-0.3 s with PyTorch
+    # loaded, once a second for every browser watching a live chart (Train, Gradients): the pages stalled and
+    # the Gradients page's comparison lost a third of a core. Python's own collector still runs.
+    from helpers import streamlit_settings
+
+    assert streamlit_settings()["runner"]["postScriptGC"] is False
