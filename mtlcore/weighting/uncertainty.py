@@ -81,6 +81,13 @@ class UncertaintyWeighting(LossWeighting):
             for i, t in enumerate(self.tasks)
         ))
 
+    def closed_form(self, losses, weights):
+        # d total / d L_t = u_t c_t exp(-s_t) = u_t w_t;  d total / d s_t = u_t (0.5 - c_t exp(-s_t) L_t).
+        coefficients = {t: self.user_weights[t] * weights[t].detach() for t in self.tasks}
+        log_variance = torch.stack([self.user_weights[t] * (0.5 - weights[t].detach() * losses[t].detach())
+                                    for t in self.tasks], dim=-1)
+        return coefficients, [(self.log_variance, log_variance)]
+
     def state_dict(self):
         return {"log_variance": self.log_variance.detach().cpu().tolist()}
 
