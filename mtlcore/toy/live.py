@@ -2,9 +2,10 @@
 
 ``ToyComparison(methods, steps).start()`` runs every method's batched
 trajectories (``trajectories.py``), all methods stepped together
-(``step_together``: one graph for every method's points per step), a chunk
-of steps at a time (at most half a second of them), so that the first
-paths can be drawn after the first chunk and grow every second after it.
+(``step_together``: the losses and gradients at every method's points
+computed at once, one Adam call for all of them), a chunk of steps at a
+time (at most half a second of them), so that the first paths can be
+drawn after the first chunk and grow every second after it.
 ``snapshot()`` gives what is done so far; ``stop()`` asks the work to end
 after its current step.
 
@@ -235,7 +236,7 @@ def compute(methods: Sequence[str], steps: int, starts: Sequence[Sequence[float]
 
     chunk = FIRST_CHUNK
     while runs and not stopped():
-        # Every method a chunk of steps, all of them in one graph per step (step_together).
+        # Every method a chunk of steps, all of them together at each step (step_together).
         names = list(runs)
         todo = min(chunk, steps - runs[names[0]].steps_done)  # all began together: the same count
         recorded: dict[str, list[np.ndarray]] = {m: [] for m in names}

@@ -8,7 +8,7 @@ Batched (the default): the five starts are one batch of independent
 problems. Their points are one (5, 2) parameter (``ToyPoints``), the
 "model" whose shared parameter it is; at every step the five starts'
 losses and both tasks' gradients at all five points are computed together,
-in one graph; *one* ``Weighting``, set up for five problems
+in closed form (``losses_and_jacobians``); *one* ``Weighting``, set up for five problems
 (``setup(..., problems=5)``, for a method that ``batches_problems``), turns
 them into every start's update in one call, keeping its state per start
 (FAMO's logits, uncertainty's log-variances, one Nash-MTL solver per
@@ -21,7 +21,10 @@ cannot batch (GradNorm) falls back to one ``Weighting`` per start
 ``batched=False`` also chooses, and which gives the same paths.
 
 Every method pays the same batched Jacobian; what differs between them is
-the method's own work, which is what ``cost per step`` measures.
+the method's own work, which is what ``cost per step`` measures. Several
+methods stepped together (``step_together``) share one computation of the
+losses and gradients at all their points, and one Adam call
+(``joint_optimizer``).
 """
 from __future__ import annotations
 
@@ -165,12 +168,12 @@ class ToyOptimisation:
         self.step_from(*self.batched_losses())
 
     def points(self) -> torch.Tensor:
-        """Every start's point, (starts, 2), as part of the graph (one parameter, or the per-start ones stacked)."""
+        """Every start's point, (starts, 2), differentiable (one parameter, or the per-start ones stacked)."""
         return self.model.x if self.batched else torch.stack([p.x for p in self.points_alone])
 
     def batched_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every start's losses (starts, tasks), graph alive, and both tasks' gradients at every start
-        (tasks, starts, 2), from one graph."""
+        (tasks, starts, 2), in closed form."""
         return losses_and_jacobians(self.points())
 
     def step_gradient(self) -> None:
@@ -261,7 +264,7 @@ class ClosedFormLosses(torch.autograd.Function):
 
 def step_together(runs: Sequence[ToyOptimisation], seconds: list[float] | None = None,
                   optimizer: torch.optim.Optimizer | None = None) -> list[Exception | None]:
-    """One step of several methods' optimisations, with one graph for all their points.
+    """One step of several methods' optimisations, with the losses and gradients at all their points computed at once.
 
     Each method's update is its own; what is shared is the toy's losses and
     gradients at every point, which cost as much for thirty points as for
