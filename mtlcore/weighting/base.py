@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..registry import Registry
-from .jacobian import TaskGradients, backward_objective, set_grad
+from .jacobian import TaskGradients, backward_objective
 
 
 class Weighting:
@@ -177,14 +177,8 @@ class LossWeighting(Weighting):
 
     def backward(self, losses, model, extra, gradients=None):
         weights = self.weights(losses)
-        known = self.closed_form(losses, weights) if gradients is not None and gradients.computed else None
-        if known is None:
-            backward_objective(lambda losses: self.objective(losses, weights, 0.0), losses, extra, gradients)
-        else:  # the update from the computed task gradients, with no backward pass at all
-            coefficients, own = known
-            gradients.backward(None, extra, coefficients)
-            for parameter, grad in own:
-                set_grad(parameter, grad)
+        backward_objective(lambda losses: self.objective(losses, weights, 0.0), losses, extra, gradients,
+                           closed_form=lambda: self.closed_form(losses, weights))
         return {t: logged(self.user_weights[t], weights[t]) for t in self.tasks}
 
     def closed_form(self, losses: dict[str, torch.Tensor], weights: dict[str, torch.Tensor | float]

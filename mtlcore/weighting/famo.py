@@ -131,7 +131,7 @@ class FAMO(Weighting):
         # built from already computed task gradients needs no backward pass through the objective.
         effective = u * c.unsqueeze(-1) * z / (current + EPS)
         backward_objective(objective, losses, extra, gradients,
-                           coefficients={t: effective[..., i] for i, t in enumerate(self.tasks)})
+                           closed_form=lambda: ({t: effective[..., i] for i, t in enumerate(self.tasks)}, []))
         if self.max_norm > 0 and self.shared:
             if self.batch_shape:
                 clip_each_problem(self.shared, self.max_norm)

@@ -113,11 +113,9 @@ class TaskGradients:
         gradients). ``extra`` (the regularisers) is back-propagated as usual.
 
         ``coefficients``: the c_t themselves ({task: number or one per
-        problem}), from a method that knows them in closed form and has no
-        parameters of its own to train through the objective; then no
-        backward pass is needed at all, and ``objective_of`` is not called
-        (on the toy problem, where a step of equal weights costs about a
-        hundred microseconds, that pass was half of it).
+        problem}), known in closed form (``backward_objective``'s
+        ``closed_form``); then ``objective_of`` is not called, and the
+        method's own parameters get their gradients from the caller.
         """
         rows = self.rows()
         if coefficients is None:
@@ -158,17 +156,30 @@ def set_grad(p: torch.Tensor, grad: torch.Tensor) -> None:
 
 
 def backward_objective(objective_of, losses: dict[str, torch.Tensor], extra: torch.Tensor,
-                       gradients: TaskGradients | None = None, coefficients: dict | None = None) -> None:
+                       gradients: TaskGradients | None = None, closed_form=None) -> None:
     """``(objective_of(losses) + extra).backward()``, from ``gradients`` when they are already computed.
 
     What every loss-weighting method does with its objective: when the
     diagnostics have paid for the per-task gradients this step, the update is
     built from them (``TaskGradients.backward``) instead of one more
-    backward pass through the trunk. ``coefficients``: d objective / d L_t
-    in closed form, when the method knows them (see ``TaskGradients.backward``).
+    backward pass through the trunk.
+
+    ``closed_form``: for that case, a function giving the objective's
+    derivatives without autograd, ({task: d objective / d L_t}, [(own
+    parameter, its gradient)]), or None to let autograd find them; called
+    only when the gradients are computed. Then no backward pass is needed
+    at all (on the toy problem, where a step of equal weights costs about a
+    hundred microseconds, that pass was half of it).
     """
     if gradients is not None and gradients.computed:
+        known = closed_form() if closed_form is not None else None
+        if known is None:
+            gradients.backward(objective_of, extra)
+            return
+        coefficients, own = known
         gradients.backward(objective_of, extra, coefficients)
+        for parameter, grad in own:
+            set_grad(parameter, grad)
         return
     total = objective_of(losses)
     (total + extra if extra.requires_grad else total).backward()
