@@ -5,8 +5,9 @@ and gradients at its own five points, then updates. Together
 (``mtlcore.toy.step_together``, the page now): one call gives the losses
 and gradients at every method's points, and each method then does its own
 update (each with its own Adam here; the page's processes also share one
-Adam call, ``joint_optimizer``, which the ``--processes`` side includes). The two sides run in turns in this process, ``--repeats`` times;
-the medians are reported, and the last line is ``speedup: X.XX``.
+Adam call, ``joint_optimizer``, which the ``--processes`` side includes).
+The two sides run in turns in this process, ``--repeats`` times; the
+medians are reported, and the last line is ``speedup: X.XX``.
 
 ``--processes N`` (default 2) also times, in wall-clock seconds, a
 comparison in N processes of its own (``ToyComparison(processes=N)``, the

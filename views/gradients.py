@@ -202,9 +202,9 @@ def live() -> None:
                 "grow. Click anywhere on the chart to inspect the gradients at that point.")
     else:
         done = all(r.finished for r in runs.values()) and len(runs) == len(comparison.methods)
-        state = "running" if comparison.running else ("finished" if done else "stopped")
-        left = comparison.seconds_left() if comparison.running else None
-        if left is not None:  # at the pace so far: six methods at 50,000 steps take minutes (README, Findings)
+        state = "running" if computing else ("finished" if done else "stopped")  # as the chart above was drawn
+        left = comparison.seconds_left() if computing else None
+        if left is not None:  # at the pace so far: six cheap methods at 50,000 steps take about a minute (README)
             state += f", about {duration_text(left)} left"
         st.caption(f"{state} · {comparison.steps:,} steps per start · cost per step is CPU time of the "
                    "process computing it, for all five starts together (the losses and gradients that every method shares "

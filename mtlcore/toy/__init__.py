@@ -20,7 +20,8 @@ from .trajectories import (
 
 __all__ = [
     "EXTENT", "FIRST_LOSS_SCALE", "LEARNING_RATE", "REACHED_TOLERANCE", "STARTS", "STEPS", "ToyComparison",
-    "ToyOptimisation", "Trajectories", "distance_to_pareto_set", "joint_optimizer", "loss_grid", "measure_step_costs", "objectives_at",
+    "ToyOptimisation", "Trajectories", "distance_to_pareto_set", "joint_optimizer", "loss_grid", "measure_step_costs",
+    "objectives_at",
     "pareto_set", "start_process_server", "step_together", "task_gradients", "toy_methods", "trajectories",
     "update_directions", "warm_up",
 ]

@@ -75,19 +75,9 @@ def toy_objectives(x: torch.Tensor, scale: float = FIRST_LOSS_SCALE) -> torch.Te
 
 
 def toy_losses(x: torch.Tensor) -> torch.Tensor:
-    """f_t - floor_t: what the weighting methods minimise (same gradients, always positive)."""
-    return toy_objectives(x) - _floor(x.dtype, x.device)
-
-
-_FLOORS: dict = {}
-
-
-def _floor(dtype, device) -> torch.Tensor:
-    """LOSS_FLOOR as a tensor, made once per dtype and device (a step is a few dozen tiny operations)."""
-    key = (dtype, device)
-    if key not in _FLOORS:
-        _FLOORS[key] = torch.tensor(LOSS_FLOOR, dtype=dtype, device=device)
-    return _FLOORS[key]
+    """f_t - floor_t: what the weighting methods minimise (same gradients, always positive); every step computes
+    it in closed form (``losses_and_gradients``), which is tested against this."""
+    return toy_objectives(x) - torch.tensor(LOSS_FLOOR, dtype=x.dtype, device=x.device)
 
 
 def losses_and_gradients(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +95,8 @@ def losses_and_gradients(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     With t = tanh(x2) and h = tanh(x2 / 2):
 
-        a = -x1/2 - 7/2 + t,  b = -x1/2 + 7/2 - t   (the log-valleys' arguments: a' = (-1/2, 1 - t^2), b' = (-1/2, t^2 - 1))
+        a = -x1/2 - 7/2 + t,  b = -x1/2 + 7/2 - t   (the log-valleys' arguments)
+        a' = (-1/2, 1 - t^2),  b' = (-1/2, t^2 - 1)
         log_k = log max(|arg|, LOWER) + 6,  d log_k = sign(arg) / |arg| * d arg
         c1 = max(h, 0),  c2 = max(-h, 0),   d h / d x2 = (1 - h^2) / 2
         sq1 = (7 - x1)^2 / 10 + (x2 + 8)^2 / 100 - 20,  sq2 = (x1 + 7)^2 / 10 + (x2 + 8)^2 / 100 - 20

@@ -284,22 +284,19 @@ def step_together(runs: Sequence[ToyOptimisation], seconds: list[float] | None =
     for k, run in enumerate(runs):
         begin = time.thread_time()
         try:
-            if optimizer is None:
-                run.step_from(losses[k], jacobians[k])
-            else:
-                run.fill_from(losses[k], jacobians[k])
+            run.fill_from(losses[k], jacobians[k])
             errors.append(None)
         except Exception as error:  # a solver failing mid-way: the others go on
             run.clear_gradient()  # and it does not move
             errors.append(error)
         spent[k] += time.thread_time() - begin
-    if optimizer is not None:
-        begin = time.thread_time()
-        optimizer.step()  # a run that failed has no gradient: Adam leaves it where it is
-        stepped = [k for k, error in enumerate(errors) if error is None]
-        for k in stepped:
-            runs[k].steps_done += 1
-            spent[k] += (time.thread_time() - begin) / len(stepped)
+    stepped = [k for k, error in enumerate(errors) if error is None]
+    begin = time.thread_time()
+    for adam in [optimizer] if optimizer is not None else [runs[k].optimizer for k in stepped]:
+        adam.step()  # a run that failed has no gradient: the joint Adam leaves it where it is
+    for k in stepped:
+        runs[k].steps_done += 1
+        spent[k] += (time.thread_time() - begin) / len(stepped)
     if seconds is not None:
         for k, more in enumerate(spent):
             seconds[k] += more
